@@ -1,0 +1,1 @@
+"""The Hydra config tree (read as pkg://malak_pipe.conf)."""

@@ -1,0 +1,53 @@
+"""The project's error classes.
+
+User mistakes raise a :class:`MalakError` subclass whose message names the config path or
+file and what to do. The CLI prints it without a traceback and exits with code 2.
+"""
+
+from __future__ import annotations
+
+
+class MalakError(Exception):
+    """Base class of every error a user can fix (bad config, missing data, bad file)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
+        self.path = path
+        self.hint = hint
+        self.message = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        fix = f"\n  fix: {self.hint}" if self.hint else ""
+        return f"{where}{self.message}{fix}"
+
+
+class ConfigError(MalakError):
+    """The composed config is invalid (wrong type, unknown stage, bad wiring, cycle...)."""
+
+
+class DataError(MalakError):
+    """A dataset or input file is missing, unreadable or of the wrong shape."""
+
+
+class ArtifactError(MalakError):
+    """An artifact file is not what its type says (not ONNX, not a checkpoint...)."""
+
+
+class StageFailed(MalakError):
+    """A stage ran and failed for a reason the user can act on (NaN loss, budget exceeded...)."""
+
+
+class StageSkipped(Exception):
+    """Raised by a stage that cannot run on this machine (a tool is missing); carries the reason.
+
+    Under CI=true the runner turns a skip caused by a missing tool into a failure, so CI
+    always exercises the firmware path.
+    """
+
+    def __init__(self, reason: str, *, missing_tool: bool = False):
+        self.reason = reason
+        self.missing_tool = missing_tool
+        super().__init__(reason)

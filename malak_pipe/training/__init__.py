@@ -1,0 +1,1 @@
+"""malak_pipe.training."""

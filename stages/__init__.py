@@ -1,0 +1,1 @@
+"""Built-in stage plugins (installed as malak_pipe.stages)."""
