@@ -18,18 +18,33 @@ from malak_pipe.stage import Stage
 GROUP = "malak_pipe.stages"
 
 
+_registered: dict[str, type[Stage]] = {}
+
+
 @cache
 def _entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
 def stage_names() -> list[str]:
-    return sorted(_entry_points())
+    return sorted(set(_entry_points()) | set(_registered))
+
+
+def register_stage(stage: type[Stage]) -> type[Stage]:
+    """Register a stage class in this process (for notebooks and tests); usable as a decorator."""
+    _registered[stage.name] = stage
+    return stage
+
+
+def get_stage(name: str, *, path: str | None = None) -> type[Stage]:
+    """The stage class registered as ``name``; a clear error when there is none."""
+    if name in _registered:
+        return _registered[name]
+    return _load_entry_point(name, path)
 
 
 @cache
-def get_stage(name: str, *, path: str | None = None) -> type[Stage]:
-    """The stage class registered as ``name``; a clear error when there is none."""
+def _load_entry_point(name: str, path: str | None) -> type[Stage]:
     target = _entry_points().get(name)
     if target is None:
         raise ConfigError(

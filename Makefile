@@ -1,0 +1,39 @@
+# The README's two commands: `make run` and `make test`. Both set up what they need
+# (a virtual environment with the project, the Debian packages when root) and are fast
+# when nothing changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := .make
+PIP    := $(BIN)/python -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test setup system-deps lint bench clean
+
+run: setup
+	$(BIN)/malak-run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)/venv system-deps
+
+# Reinstalled only when the packaging or the pins change. constraints.txt pins torch to the
+# CPU build so pip never resolves a CUDA one.
+$(STAMP)/venv: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@mkdir -p $(STAMP) && touch $@
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check malak_pipe stages tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/engine.py --out outputs/bench/engine.json
+
+clean:
+	rm -rf $(STAMP) outputs/runs outputs/multirun

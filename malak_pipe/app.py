@@ -1,0 +1,99 @@
+"""One run of the pipeline, from a validated config to result files and an exit code.
+
+The CLI (cli.py) hands in the resolved RunConfig and the run directory; this module owns
+the order of things: graph, plan or run, result files, summary.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from malak_pipe import __version__
+from malak_pipe.config import RunConfig
+from malak_pipe.console import RunConsole
+from malak_pipe.errors import ConfigError
+from malak_pipe.graph import Graph, build_graph
+from malak_pipe.results import environment, git_sha, write_results
+from malak_pipe.runner import Runner, cache_key, input_hashes_for_plan
+from malak_pipe.store import Cache, write_json_atomic
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def cache_root(run_cfg: RunConfig, cwd: Path) -> Path:
+    """MALAK_CACHE_DIR, else cache.dir, else outputs/cache under the launch directory."""
+    chosen = os.environ.get("MALAK_CACHE_DIR") or run_cfg.cache.dir
+    return Path(chosen).expanduser().resolve() if chosen else (cwd / "outputs" / "cache").resolve()
+
+
+def selected_nodes(graph: Graph, only: list[str] | None) -> list[str]:
+    """The nodes to run: all, or the named ones with everything they depend on."""
+    if not only:
+        return list(graph.order)
+    unknown = [n for n in only if n not in graph.nodes]
+    if unknown:
+        raise ConfigError(
+            f"unknown node(s) {unknown}", path="run.only", hint=f"nodes of this pipeline: {', '.join(graph.order)}"
+        )
+    wanted = set(only).union(*(graph.ancestors(n) for n in only))
+    return [n for n in graph.order if n in wanted]
+
+
+def plan_rows(graph: Graph, cache: Cache, order: list[str]) -> list[tuple[str, str, str, str, str]]:
+    """What would run: each node's cache state, following known output hashes downstream."""
+    known: dict[str, dict[str, str]] = {}
+    rows = []
+    for name in order:
+        node = graph.nodes[name]
+        wiring = ", ".join(f"{i}<-{r}" for i, r in node.inputs.items())
+        hashes = input_hashes_for_plan(node, known)
+        if not node.enabled:
+            rows.append((name, node.stage.name, wiring, "disabled", ""))
+            continue
+        if hashes is None:
+            rows.append((name, node.stage.name, wiring, "will run (upstream runs)", ""))
+            continue
+        key = cache_key(node, hashes)
+        manifest = cache.manifest(key)
+        if manifest is not None:
+            known[name] = {o: rec["sha256"] for o, rec in manifest["outputs"].items()}
+        rows.append((name, node.stage.name, wiring, "cached" if manifest else "will run", key[:12]))
+    return rows
+
+
+def execute(run_cfg: RunConfig, sources: dict[str, str], run_dir: Path, overrides: list[str]) -> int:
+    """Validate, then plan or run; returns the process exit code (0 ok, 1 a node failed)."""
+    graph = build_graph(run_cfg, sources)
+    order = selected_nodes(graph, run_cfg.run.only)
+    cache = Cache(cache_root(run_cfg, Path.cwd()), enabled=run_cfg.cache.enabled)
+    console = RunConsole(live=run_cfg.run.live)
+    if run_cfg.run.plan:
+        console.plan(plan_rows(graph, cache, order))
+        return EXIT_OK
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_info = _run_info(run_cfg, run_dir, overrides, order, cache)
+    write_json_atomic(run_dir / "run.json", run_info)
+    runner = Runner(graph, run_dir, cache, console)
+    with console.session({n: graph.nodes[n].stage.name for n in order}):
+        results = runner.execute(order)
+    write_results(run_dir, run_info, results)
+    console.summary(results, str(run_dir))
+    failed = [n for n, r in results.items() if r.status == "failed"]
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _run_info(run_cfg: RunConfig, run_dir: Path, overrides: list[str], order: list[str], cache: Cache) -> dict[str, Any]:
+    return {
+        "name": run_cfg.name,
+        "seed": run_cfg.seed,
+        "overrides": overrides,
+        "run_dir": str(run_dir),
+        "cache_dir": str(cache.root) if cache.enabled else None,
+        "git_sha": git_sha(Path(__file__).parent),
+        "malak_pipe": __version__,
+        "nodes": order,
+        "config": run_cfg.model_dump(mode="json"),
+        "environment": environment(),
+    }

@@ -1,0 +1,269 @@
+"""The only module of malak-pipe that touches torch.ao.quantization.
+
+Which quantization API, and why (torch 2.13, CPU):
+
+* **torch.ao FX graph mode** (``prepare_fx`` / ``prepare_qat_fx`` / ``convert_fx``) is what we
+  use for static PTQ and QAT. It traces the model, fuses conv-bn(-relu) by graph pattern (in
+  execution order, not declaration order), quantizes residual ``a + b`` and ``a * b`` as
+  quantized adds/muls without touching ``forward``, and falls back to float around ops that
+  have no int8 kernel (SiLU...). The converted model runs on real fbgemm/oneDNN/qnnpack int8
+  kernels in eager mode, and its ``state_dict`` (int8 tensors, scales, zero points, packed
+  linear params as plain tensors) loads with ``torch.load(weights_only=True)``.
+* **torch.ao eager mode** is used only for dynamic quantization (``quantize_dynamic``), which
+  needs no tracing and is the one path with dynamic int8 LSTM/GRU kernels. Static eager mode
+  would need QuantStub/DeQuantStub and module swaps in every model.
+* **torchao PT2E** (``prepare_pt2e``/``convert_pt2e`` with ``X86InductorQuantizer``) is the
+  successor, and torchao 0.18 installs without pulling a torch (its wheel declares no torch
+  requirement). But on this CPU setup it does not serve as well: its converted model is a
+  reference graph of quantize/dequantize ops around *float* kernels (2.7x slower than FP32
+  in eager, measured on a small CNN), the real int8 kernels appear only after Inductor
+  lowering (``lower_pt2e_quantized_to_x86``), which packs weights into opaque oneDNN tensors
+  that cannot be saved at all and bakes the batch size into the graph, and every load needs a
+  ``torch.export`` re-trace. It also adds a dependency the project does not have.
+
+Both torch.ao paths emit deprecation warnings; they are silenced here, around each call, and
+nowhere else. Moving to torchao means rewriting this one module: the rest of the library
+sees only :func:`prepare_static`, :func:`prepare_qat`, :func:`convert`, :func:`quantize_dynamic`,
+:func:`rebuild` and the freeze helpers.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from malak_pipe.compress.recipe import QuantRecipe
+from malak_pipe.errors import StageFailed
+
+_QUIET_MESSAGES = (
+    r".*torch\.ao\.quantization is deprecated.*",
+    r"Please use quant_min and quant_max to specify the range.*",
+    r"must run observer before calling calculate_qparams.*",
+    r".*_aminmax is deprecated.*",
+    r"TypedStorage is deprecated.*",
+)
+
+
+@contextmanager
+def quiet_torch_ao() -> Iterator[None]:
+    """Silence torch.ao's deprecation and observer chatter for the calls inside the block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao\..*")
+        for message in _QUIET_MESSAGES:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+with quiet_torch_ao():
+    import torch.ao.nn.intrinsic.qat as intrinsic_qat
+    import torch.ao.quantization as tq
+    from torch.ao.quantization.backend_config import (
+        BackendConfig,
+        BackendPatternConfig,
+        ObservationType,
+        get_native_backend_config,
+    )
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
+
+_DYNAMIC_TYPES: dict[str, type[nn.Module]] = {"linear": nn.Linear, "lstm": nn.LSTM, "gru": nn.GRU}
+_OBSERVERS = {
+    "minmax": tq.MinMaxObserver,
+    "histogram": tq.HistogramObserver,
+    "moving_average_minmax": tq.MovingAverageMinMaxObserver,
+}
+
+
+@contextmanager
+def quantized_engine(backend: str) -> Iterator[None]:
+    """Select the quantized engine (weights are packed for it) and restore the previous one."""
+    previous = torch.backends.quantized.engine
+    if backend not in torch.backends.quantized.supported_engines:
+        raise StageFailed(
+            f"the quantized engine '{backend}' is not available in this torch build",
+            hint=f"use one of {torch.backends.quantized.supported_engines}",
+        )
+    torch.backends.quantized.engine = backend
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
+
+
+def _activation_fake_or_observer(recipe: QuantRecipe) -> Any:
+    low, high = recipe.activation_quant_range
+    observer = _OBSERVERS[recipe.activation_observer or "histogram"]
+    kwargs = {"dtype": torch.quint8, "qscheme": torch.per_tensor_affine, "quant_min": low, "quant_max": high}
+    if recipe.mode == "qat":
+        return tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, **kwargs)
+    return observer.with_args(**kwargs)
+
+
+def _weight_fake_or_observer(recipe: QuantRecipe) -> Any:
+    low, high = recipe.weight_quant_range
+    if recipe.per_channel:
+        kwargs = {"dtype": torch.qint8, "qscheme": torch.per_channel_symmetric, "ch_axis": 0}
+        observer = tq.MovingAveragePerChannelMinMaxObserver if recipe.mode == "qat" else tq.PerChannelMinMaxObserver
+    else:
+        kwargs = {"dtype": torch.qint8, "qscheme": torch.per_tensor_symmetric}
+        observer = tq.MovingAverageMinMaxObserver if recipe.mode == "qat" else tq.MinMaxObserver
+    kwargs.update(quant_min=low, quant_max=high)
+    if recipe.mode == "qat":
+        return tq.FakeQuantize.with_args(observer=observer, **kwargs)
+    return observer.with_args(**kwargs)
+
+
+def qconfig_mapping(recipe: QuantRecipe) -> tq.QConfigMapping:
+    """The QConfigMapping of a static or QAT recipe (one qconfig for every quantizable op)."""
+    qconfig = tq.QConfig(activation=_activation_fake_or_observer(recipe), weight=_weight_fake_or_observer(recipe))
+    return tq.QConfigMapping().set_global(qconfig)
+
+
+def backend_config() -> BackendConfig:
+    """torch.ao's native backend config, plus ``nn.Flatten`` as a shape op that stays int8.
+
+    Without it FX dequantizes before every ``nn.Flatten`` module and quantizes again after.
+    """
+    config = get_native_backend_config()
+    flatten = next(pattern for pattern in config.configs if pattern.pattern is torch.flatten)
+    module_pattern = (
+        BackendPatternConfig(nn.Flatten)
+        .set_observation_type(ObservationType.OUTPUT_SHARE_OBSERVER_WITH_INPUT)
+        .set_dtype_configs(flatten.dtype_configs)
+    )
+    return config.set_backend_pattern_config(module_pattern)
+
+
+def _example_inputs(recipe: QuantRecipe) -> tuple[torch.Tensor]:
+    return (torch.zeros((2, *recipe.input_shape)),)
+
+
+def _trace_error(exc: Exception) -> StageFailed:
+    return StageFailed(
+        f"torch.fx could not trace the model for graph-mode quantization ({type(exc).__name__}: "
+        f"{str(exc)[:300]})",
+        hint="keep forward free of data-dependent Python control flow, or use ptq_dynamic",
+    )
+
+
+def prepare_static(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
+    """Fuse conv-bn-relu and insert observers into a copy of ``module`` (eval mode)."""
+    float_module = copy.deepcopy(module).eval()
+    try:
+        with quiet_torch_ao(), quantized_engine(recipe.backend):
+            return prepare_fx(
+                float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
+            )
+    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as exc:
+        raise _trace_error(exc) from exc
+
+
+def prepare_qat(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
+    """Fuse conv-bn(-relu) into QAT modules and insert fake-quantizers (train mode)."""
+    float_module = copy.deepcopy(module).train()
+    try:
+        with quiet_torch_ao(), quantized_engine(recipe.backend):
+            return prepare_qat_fx(
+                float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
+            )
+    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as exc:
+        raise _trace_error(exc) from exc
+
+
+def convert(prepared: torch.fx.GraphModule, recipe: QuantRecipe) -> torch.fx.GraphModule:
+    """An int8 model from a calibrated or QAT-trained ``prepared`` model (left untouched)."""
+    prepared_copy = copy.deepcopy(prepared).eval()
+    with quiet_torch_ao(), quantized_engine(recipe.backend):
+        return convert_fx(prepared_copy, backend_config=backend_config())
+
+
+def quantize_dynamic(module: nn.Module, recipe: QuantRecipe) -> nn.Module:
+    """Int8 weights for the Linear/LSTM/GRU layers named in ``recipe.dynamic_layers``."""
+    types = {_DYNAMIC_TYPES[kind] for kind in recipe.dynamic_layers}
+    with quiet_torch_ao(), quantized_engine(recipe.backend):
+        return tq.quantize_dynamic(copy.deepcopy(module).eval(), qconfig_spec=types, dtype=torch.qint8)
+
+
+def dynamic_param_fraction(module: nn.Module, layers: tuple[str, ...]) -> float:
+    """Fraction of the parameters that sit in layers dynamic quantization converts."""
+    types = tuple(_DYNAMIC_TYPES[kind] for kind in layers)
+    total = sum(param.numel() for param in module.parameters())
+    covered = sum(
+        param.numel() for layer in module.modules() if isinstance(layer, types) for param in layer.parameters()
+    )
+    return covered / total if total else 0.0
+
+
+def freeze_observers(prepared: nn.Module) -> None:
+    """Stop updating the ranges of every observer/fake-quantizer (QAT, after epoch K)."""
+    with quiet_torch_ao():
+        prepared.apply(tq.disable_observer)
+
+
+def freeze_bn_stats(prepared: nn.Module) -> None:
+    """Use the running BN statistics in every fused QAT conv-bn (QAT, after epoch J)."""
+    with quiet_torch_ao():
+        prepared.apply(intrinsic_qat.freeze_bn_stats)
+
+
+def calibrate(prepared: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Run calibration batches through the observers of a prepared model."""
+    prepared.eval()
+    with quiet_torch_ao(), torch.no_grad():
+        for batch in batches:
+            prepared(batch)
+
+
+def rebuild(float_module: nn.Module, recipe: QuantRecipe) -> nn.Module:
+    """An int8 module with the structure ``recipe`` produces, ready for ``load_state_dict``.
+
+    The recipe is replayed on ``float_module`` (whose weights do not matter) and observers see
+    one batch of zeros so every scale exists; the saved state then overwrites all of it.
+    """
+    if recipe.mode == "dynamic":
+        return quantize_dynamic(float_module, recipe)
+    prepared = prepare_qat(float_module, recipe) if recipe.mode == "qat" else prepare_static(float_module, recipe)
+    calibrate(prepared, list(_example_inputs(recipe)))
+    return convert(prepared, recipe)
+
+
+def load_int8_state(module: nn.Module, state_dict: dict[str, Any], recipe: QuantRecipe) -> None:
+    """Load an int8 state (weights are repacked for the recipe's engine)."""
+    with quiet_torch_ao(), quantized_engine(recipe.backend):
+        module.load_state_dict(state_dict)
+
+
+def quantized_layers(int8_module: nn.Module) -> list[dict[str, Any]]:
+    """Per-layer int8 parameters, for exporters (ONNX QDQ, firmware code generators).
+
+    One entry per quantized conv/linear: name, type, weight scales and zero points (one per
+    output channel when per-channel), output scale and zero point. Input quantization
+    parameters are the ``*_input_scale_0``/``*_input_zero_point_0`` buffers of the state.
+    """
+    layers = []
+    for name, layer in int8_module.named_modules():
+        weight_fn = getattr(layer, "weight", None)
+        if not callable(weight_fn) or not hasattr(layer, "scale"):
+            continue
+        weight = weight_fn()
+        if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+            scales = weight.q_per_channel_scales().tolist()
+            zero_points = weight.q_per_channel_zero_points().tolist()
+        else:
+            scales, zero_points = [weight.q_scale()], [weight.q_zero_point()]
+        layers.append(
+            {
+                "name": name,
+                "type": type(layer).__name__,
+                "weight_scales": scales,
+                "weight_zero_points": zero_points,
+                "output_scale": float(layer.scale),
+                "output_zero_point": int(layer.zero_point),
+            }
+        )
+    return layers

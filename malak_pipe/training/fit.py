@@ -1,0 +1,236 @@
+"""The training loop: in-memory batches by index slicing, best epoch chosen on validation.
+
+Batches are cut from the split tensors with a seeded ``randperm`` (faster than a DataLoader
+for in-memory data). Per-batch statistics stay on the device and are read once per epoch;
+the loss is checked for NaN/inf every ``FINITE_CHECK_EVERY`` batches and at the end of each
+epoch, so the loop costs no more host syncs than a plain hand-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from malak_pipe.errors import DataError, StageFailed
+from malak_pipe.training.evaluate import evaluate
+from malak_pipe.training.schedule import lr_at, make_optimizer, set_lr
+from malak_pipe.training.seeding import seed_everything
+from malak_pipe.training.settings import FitSettings
+
+FINITE_CHECK_EVERY = 50
+
+LossOutput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], LossOutput]
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`. Epochs are numbered from 1.
+
+    ``history`` has one dict per epoch: epoch, train_loss, train_top1 (None when a custom
+    loss_fn returns no logits), val_top1 (None without a val split), lr, seconds.
+    ``train_seconds`` is the wall time of the whole fit (validation included);
+    ``samples_per_second`` counts training samples over the time of the training steps only.
+    """
+
+    best_epoch: int
+    best_val_top1: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+    @property
+    def loss_curve(self) -> list[float]:
+        return [entry["train_loss"] for entry in self.history]
+
+    @property
+    def val_curve(self) -> list[float | None]:
+        return [entry["val_top1"] for entry in self.history]
+
+
+def steps_per_epoch(n_train: int, settings: FitSettings) -> int:
+    """Batches in one epoch; a trailing batch of one sample is skipped (BatchNorm cannot train on it)."""
+    full, remainder = divmod(n_train, settings.batch_size)
+    steps = full + (1 if remainder > 1 else 0)
+    if settings.max_batches_per_epoch is not None:
+        steps = min(steps, settings.max_batches_per_epoch)
+    return steps
+
+
+def total_steps(dataset: Any, settings: FitSettings) -> int:
+    """Batches of the whole fit, for a progress bar."""
+    return settings.epochs * steps_per_epoch(len(dataset.train.y), settings)
+
+
+def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
+    """The default loss: cross-entropy of ``module(x)``, returned with the logits."""
+
+    def loss_fn(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossOutput:
+        logits = module(x)
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing), logits
+
+    return loss_fn
+
+
+@contextlib.contextmanager
+def _torch_settings(settings: FitSettings) -> Iterator[None]:
+    """Threads and determinism for the fit; the previous values come back afterwards."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if settings.num_threads is not None:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def fit(
+    module: nn.Module,
+    dataset: Any,
+    settings: FitSettings,
+    *,
+    loss_fn: LossFn | None = None,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+    progress: Any = None,
+) -> FitResult:
+    """Train ``module`` on ``dataset.train`` and keep the epoch with the best ``dataset.val`` top-1.
+
+    ``loss_fn(module, x, y)`` returns the loss, or ``(loss, logits)`` to also get train
+    accuracy (distillation and QAT plug in here). ``on_epoch_start(epoch, module)`` runs before
+    each epoch (epoch from 1). ``progress.advance()`` is called once per batch. The test split
+    is never looked at. Ties on val top-1 go to the earlier epoch; without a val split the last
+    epoch is kept.
+    """
+    with _torch_settings(settings):
+        seed_everything(settings.seed, settings.deterministic)
+        trainer = _Trainer(module, dataset, settings, loss_fn or cross_entropy_loss(settings.label_smoothing))
+        return trainer.run(on_epoch_start, progress)
+
+
+class _Trainer:
+    """State of one fit: the optimizer, the shuffling generator, the best weights."""
+
+    def __init__(self, module: nn.Module, dataset: Any, settings: FitSettings, loss_fn: LossFn):
+        self.module = module
+        self.dataset = dataset
+        self.settings = settings
+        self.loss_fn = loss_fn
+        self.train_x, self.train_y = dataset.train.x, dataset.train.y
+        self.steps = steps_per_epoch(len(self.train_y), settings)
+        if self.steps == 0:
+            raise DataError(
+                f"the train split has {len(self.train_y)} sample(s): too few to train on",
+                hint="use a larger dataset or raise data.max_train",
+            )
+        self.has_val = len(dataset.val.y) > 0
+        param = next(module.parameters(), None)
+        self.device = param.device if param is not None else torch.device("cpu")
+        self.optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.step_seconds = 0.0
+        self.samples = 0
+
+    def run(self, on_epoch_start: Callable[[int, nn.Module], None] | None, progress: Any) -> FitResult:
+        started = time.perf_counter()
+        result = FitResult(best_epoch=0, best_val_top1=None)
+        best_state: dict[str, torch.Tensor] | None = None
+        for epoch in range(1, self.settings.epochs + 1):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, self.module)
+            epoch_started = time.perf_counter()
+            train_loss, train_top1 = self._train_epoch(epoch, progress)
+            val_top1 = evaluate(self.module, self.dataset, "val").top1 if self.has_val else None
+            result.history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "train_top1": train_top1,
+                    "val_top1": val_top1,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - epoch_started,
+                }
+            )
+            if not self.has_val:
+                result.best_epoch = epoch
+            elif result.best_val_top1 is None or (val_top1 is not None and val_top1 > result.best_val_top1):
+                result.best_epoch, result.best_val_top1 = epoch, val_top1
+                best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        result.train_seconds = time.perf_counter() - started
+        result.samples_per_second = self.samples / self.step_seconds if self.step_seconds > 0 else 0.0
+        return result
+
+    def _train_epoch(self, epoch: int, progress: Any) -> tuple[float, float | None]:
+        settings, batch_size = self.settings, self.settings.batch_size
+        in_warmup = epoch - 1 < settings.warmup_epochs
+        if not in_warmup:
+            set_lr(self.optimizer, lr_at(settings, epoch - 1))
+        self.module.train()
+        started = time.perf_counter()
+        order = torch.randperm(len(self.train_y), generator=self.generator)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        has_logits = True
+        seen = 0
+        pending: list[torch.Tensor] = []
+        for step in range(self.steps):
+            if in_warmup:
+                set_lr(self.optimizer, lr_at(settings, epoch - 1, step, self.steps))
+            index = order[step * batch_size : (step + 1) * batch_size]
+            x, y = self.train_x[index], self.train_y[index]
+            if settings.augment:
+                x = self.dataset.augment(x, self.generator)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss, logits = self._step(x, y)
+            loss_sum += loss * len(y)
+            if logits is None:
+                has_logits = False
+            else:
+                correct += (logits.argmax(dim=1) == y).sum()
+            pending.append(loss)
+            if len(pending) == FINITE_CHECK_EVERY:
+                _check_finite(pending, epoch, step + 1)
+                pending = []
+            seen += len(y)
+            if progress is not None:
+                progress.advance(1)
+        _check_finite(pending, epoch, self.steps)
+        self.step_seconds += time.perf_counter() - started
+        self.samples += seen
+        return float(loss_sum) / seen, (int(correct) / seen if has_logits else None)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output = self.loss_fn(self.module, x, y)
+        loss, logits = output if isinstance(output, tuple) else (output, None)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (logits.detach() if logits is not None else None)
+
+
+def _check_finite(losses: list[torch.Tensor], epoch: int, last_step: int) -> None:
+    """Raise StageFailed naming the first non-finite loss among ``losses`` (steps up to ``last_step``)."""
+    if not losses:
+        return
+    stacked = torch.stack(losses)
+    finite = torch.isfinite(stacked)
+    if bool(finite.all()):
+        return
+    first = int((~finite).nonzero()[0, 0])
+    value = float(stacked[first])
+    kind = "nan" if value != value else "inf"
+    step = last_step - len(losses) + first + 1
+    raise StageFailed(
+        f"loss became {kind} at epoch {epoch} step {step}",
+        hint="lower the learning rate (lr), add warmup_epochs, or check the inputs for nan/inf",
+    )
