@@ -84,7 +84,9 @@ def execute(run_cfg: RunConfig, sources: dict[str, str], run_dir: Path, override
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _run_info(run_cfg: RunConfig, run_dir: Path, overrides: list[str], order: list[str], cache: Cache) -> dict[str, Any]:
+def _run_info(
+    run_cfg: RunConfig, run_dir: Path, overrides: list[str], order: list[str], cache: Cache
+) -> dict[str, Any]:
     return {
         "name": run_cfg.name,
         "seed": run_cfg.seed,

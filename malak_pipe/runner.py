@@ -120,10 +120,8 @@ class Runner:
             for note in self.cache.notes:
                 self.console.warn(note)
             self.cache.notes.clear()
-            if entry is not None:
-                result = self._from_cache(node, entry, key)
-            else:
-                result = self._compute(node, key, paths)
+            hit = entry is not None
+            result = self._from_cache(node, entry, key) if hit else self._compute(node, key, paths)
         result.inputs = records
         result.started_at = started
         result.duration_s = time.perf_counter() - t0

@@ -188,10 +188,9 @@ class Cache:
                 recs[name] = OutputRecord.of(staging / src.name).__dict__
             write_json_atomic(staging / MANIFEST, {"key": key, "outputs": recs, **record})
             final.parent.mkdir(parents=True, exist_ok=True)
-            try:
+            # If another process stored the same key first, the rename fails: its entry is as good.
+            with contextlib.suppress(OSError):
                 os.rename(staging, final)
-            except OSError:
-                pass  # another process stored the same key first; its entry is as good
         finally:
             _remove(staging)
         return self.lookup(key)

@@ -140,7 +140,9 @@ def backend_config() -> BackendConfig:
 
 
 def _example_inputs(recipe: QuantRecipe) -> tuple[torch.Tensor]:
-    return (torch.zeros((2, *recipe.input_shape)),)
+    """Example inputs for FX prepare, which only needs them for standalone modules."""
+    shape = recipe.input_shape if recipe.input_shape is not None else (1,)
+    return (torch.zeros((2, *shape)),)
 
 
 def _trace_error(exc: Exception) -> StageFailed:
@@ -205,6 +207,12 @@ def freeze_observers(prepared: nn.Module) -> None:
         prepared.apply(tq.disable_observer)
 
 
+def unfreeze_observers(prepared: nn.Module) -> None:
+    """Let every fake-quantizer update its ranges again."""
+    with quiet_torch_ao():
+        prepared.apply(tq.enable_observer)
+
+
 def freeze_bn_stats(prepared: nn.Module) -> None:
     """Use the running BN statistics in every fused QAT conv-bn (QAT, after epoch J)."""
     with quiet_torch_ao():
@@ -228,7 +236,8 @@ def rebuild(float_module: nn.Module, recipe: QuantRecipe) -> nn.Module:
     if recipe.mode == "dynamic":
         return quantize_dynamic(float_module, recipe)
     prepared = prepare_qat(float_module, recipe) if recipe.mode == "qat" else prepare_static(float_module, recipe)
-    calibrate(prepared, list(_example_inputs(recipe)))
+    if recipe.input_shape is not None:
+        calibrate(prepared, list(_example_inputs(recipe)))
     return convert(prepared, recipe)
 
 

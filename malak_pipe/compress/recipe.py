@@ -39,7 +39,7 @@ class QuantRecipe(BaseModel):
     per_channel: bool = True
     activation_observer: ActivationObserver | None = None
     dynamic_layers: tuple[Literal["linear", "lstm", "gru"], ...] = ()
-    input_shape: tuple[int, ...] = Field(min_length=1)
+    input_shape: tuple[int, ...] | None = None
     float_shapes: dict[str, tuple[int, ...]] = Field(default_factory=dict)
     weight_dtype: Literal["qint8"] = "qint8"
     weight_quant_range: tuple[int, int] = (-128, 127)

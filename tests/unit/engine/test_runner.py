@@ -164,7 +164,9 @@ def test_two_processes_on_one_key_leave_one_valid_entry(tmp_path):
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(2)
     cache_dir = str(tmp_path / "shared-cache")
-    procs = [ctx.Process(target=_compute_in_process, args=(cache_dir, str(tmp_path / f"r{i}"), barrier)) for i in (0, 1)]
+    procs = [
+        ctx.Process(target=_compute_in_process, args=(cache_dir, str(tmp_path / f"r{i}"), barrier)) for i in (0, 1)
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -1,0 +1,170 @@
+"""The quantization API: DynamicPTQ, StaticPTQ and QAT, each driven by its config object.
+
+    from malak_pipe.compress import QAT, QATConfig
+    qat = QAT(QATConfig(backend="x86"))
+    prepared = qat.prepare(model)
+    qat.train(prepared, data, FitSettings(epochs=3, lr=1e-4))
+    int8 = qat.convert(prepared)
+
+    int8 = StaticPTQ(StaticPTQConfig(calibration_batches=16)).quantize(model, data)
+
+``recipe(model, input_shape)`` gives the :class:`QuantRecipe` to store next to the int8 model
+(see :class:`~malak_pipe.compress.artifact.QuantizedModelArtifact`). All torch.ao calls live in
+``_quant_backend``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from malak_pipe.compress import _quant_backend as backend
+from malak_pipe.compress.artifact import float_shapes
+from malak_pipe.compress.configs import DynamicPTQConfig, QATConfig, StaticPTQConfig
+from malak_pipe.compress.recipe import QuantRecipe, activation_range
+
+
+class DynamicPTQ:
+    """Int8 weights for Linear/LSTM/GRU layers; activations are quantized at run time."""
+
+    def __init__(self, config: DynamicPTQConfig | None = None):
+        self.config = config or DynamicPTQConfig()
+
+    def recipe(self, model: nn.Module, input_shape: Sequence[int]) -> QuantRecipe:
+        """How the int8 model of ``model`` is rebuilt (stored with it)."""
+        return self._scheme().model_copy(
+            update={"input_shape": tuple(input_shape), "float_shapes": float_shapes(model)}
+        )
+
+    def quantize(self, model: nn.Module) -> nn.Module:
+        """An int8 copy of ``model`` (``model`` is left untouched)."""
+        return backend.quantize_dynamic(model, self._scheme())
+
+    def quantizable_fraction(self, model: nn.Module) -> float:
+        """Fraction of ``model``'s parameters in layers this quantizer converts."""
+        return backend.dynamic_param_fraction(model, self.config.layers)
+
+    def _scheme(self) -> QuantRecipe:
+        return QuantRecipe(mode="dynamic", backend=self.config.backend, dynamic_layers=self.config.layers)
+
+
+class _GraphModeQuantizer:
+    """Shared prepare/convert of the static and QAT flows (torch.ao FX graph mode)."""
+
+    mode: str
+    config: StaticPTQConfig | QATConfig
+
+    def recipe(self, model: nn.Module, input_shape: Sequence[int]) -> QuantRecipe:
+        """How the int8 model of the float ``model`` is rebuilt (stored with it)."""
+        return self._scheme().model_copy(
+            update={"input_shape": tuple(input_shape), "float_shapes": float_shapes(model)}
+        )
+
+    def convert(self, prepared: nn.Module) -> nn.Module:
+        """The int8 model (real int8 kernels) of a calibrated or trained prepared model."""
+        return backend.convert(prepared, self._scheme())  # type: ignore[arg-type]
+
+    def _scheme(self) -> QuantRecipe:
+        """The numerics of the recipe (no shapes): what prepare and convert need."""
+        return QuantRecipe(
+            mode=self.mode,  # type: ignore[arg-type]
+            backend=self.config.backend,
+            per_channel=self.config.per_channel,
+            activation_observer=self.config.observer,
+            activation_quant_range=activation_range(self.config.backend),
+        )
+
+
+class StaticPTQ(_GraphModeQuantizer):
+    """Post-training static quantization: fuse, observe calibration batches, convert."""
+
+    mode = "static"
+
+    def __init__(self, config: StaticPTQConfig | None = None):
+        self.config = config or StaticPTQConfig()
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """A fused copy of ``model`` with observers (``model`` is left untouched)."""
+        return backend.prepare_static(model, self._scheme())
+
+    def calibration_batches(self, data: Any) -> list[torch.Tensor]:
+        """The configured number of batches from the TRAIN split (never val or test)."""
+        return data.calibration_batches(
+            self.config.calibration_batches, self.config.calibration_batch_size, seed=self.config.seed
+        )
+
+    def calibrate(self, prepared: nn.Module, batches: Sequence[torch.Tensor]) -> None:
+        """Feed ``batches`` through the observers of ``prepared``."""
+        backend.calibrate(prepared, list(batches))
+
+    def quantize(self, model: nn.Module, data: Any) -> nn.Module:
+        """prepare -> calibrate on ``data``'s train split -> convert."""
+        prepared = self.prepare(model)
+        self.calibrate(prepared, self.calibration_batches(data))
+        return self.convert(prepared)
+
+
+class QAT(_GraphModeQuantizer):
+    """Quantization-aware training: fake-quantized fine-tuning, then conversion to int8.
+
+    During :meth:`train` the fake-quantizers update their ranges only in training mode, so
+    the validation passes that pick the best epoch do not move the activation ranges.
+    """
+
+    mode = "qat"
+
+    def __init__(self, config: QATConfig | None = None):
+        self.config = config or QATConfig()
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """A copy of ``model`` with conv-bn(-relu) fused into QAT modules and fake-quantizers."""
+        return backend.prepare_qat(model, self._scheme())
+
+    def observers_frozen(self, epoch: int) -> bool:
+        """Whether ranges stop updating in ``epoch`` (epochs from 1; frozen after epoch K)."""
+        after = self.config.freeze_observers_after_epoch
+        return after is not None and epoch > after
+
+    def bn_frozen(self, epoch: int) -> bool:
+        """Whether BN uses running statistics in ``epoch`` (frozen after epoch J)."""
+        after = self.config.freeze_bn_after_epoch
+        return after is not None and epoch > after
+
+    def train(self, prepared: nn.Module, data: Any, settings: Any, *, progress: Any = None) -> Any:
+        """Fine-tune ``prepared`` in place with ``malak_pipe.training.fit``; returns its FitResult."""
+        from malak_pipe.training import fit
+
+        trainee = _ObserveWhileTraining(prepared)
+
+        def on_epoch_start(epoch: int, _module: nn.Module) -> None:
+            trainee.observers_frozen = self.observers_frozen(epoch)
+            if self.bn_frozen(epoch):
+                backend.freeze_bn_stats(prepared)
+            trainee.train()
+
+        result = fit(trainee, data, settings, on_epoch_start=on_epoch_start, progress=progress)
+        backend.freeze_observers(prepared)
+        return result
+
+
+class _ObserveWhileTraining(nn.Module):
+    """Wraps a QAT model so its fake-quantizers observe only in training mode."""
+
+    def __init__(self, prepared: nn.Module):
+        super().__init__()
+        self.prepared = prepared
+        self.observers_frozen = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prepared(x)
+
+    def train(self, mode: bool = True) -> _ObserveWhileTraining:
+        super().train(mode)
+        if mode and not self.observers_frozen:
+            backend.unfreeze_observers(self.prepared)
+        else:
+            backend.freeze_observers(self.prepared)
+        return self

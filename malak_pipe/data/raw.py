@@ -1,0 +1,110 @@
+"""What a reader returns, and the helpers readers share: file lookup, file hashing, downloads.
+
+Readers return raw arrays (uint8 images N x C x H x W, int64 labels); one place
+(:mod:`malak_pipe.data.dataset`) splits, subsets, normalizes and makes tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from malak_pipe.data.config import DataConfig
+from malak_pipe.errors import DataError
+
+DEFAULT_ROOT = Path("data")
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Images as stored (``scale`` is the value of a white pixel) and their labels.
+
+    ``hflip`` says whether a horizontally flipped image is still a valid sample of its class;
+    ``crop_padding`` is the padding of the random-crop augmentation.
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    class_names: tuple[str, ...]
+    scale: float
+    hflip: bool
+    crop_padding: int
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How one dataset is read, and a cheap content hash of its source."""
+
+    read: Callable[[DataConfig], RawData]
+    source_fingerprint: Callable[[DataConfig], str]
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """The configured root, or ./data."""
+    return Path(cfg.root).expanduser() if cfg.root else DEFAULT_ROOT
+
+
+def find_files(place: Path, stems: Sequence[str], suffixes: Sequence[str] = ("",)) -> dict[str, Path] | None:
+    """``stem -> path`` when every stem exists in ``place`` with one of ``suffixes``, else None."""
+    found: dict[str, Path] = {}
+    for stem in stems:
+        candidates = [place / f"{stem}{suffix}" for suffix in suffixes]
+        match = next((path for path in candidates if path.is_file()), None)
+        if match is None:
+            return None
+        found[stem] = match
+    return found
+
+
+_file_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, memoized on (absolute path, size, mtime) so repeated calls are free."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _file_digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _file_digests[key] = digest.hexdigest()
+    return _file_digests[key]
+
+
+def files_fingerprint(kind: str, files: dict[str, Path]) -> str:
+    """One hash over the named files' contents (not their paths: a moved copy hashes the same)."""
+    digest = hashlib.sha256(kind.encode())
+    for stem in sorted(files):
+        digest.update(f"\0{stem}\0{file_digest(files[stem])}".encode())
+    return digest.hexdigest()
+
+
+def torchvision_download(class_name: str, root: Path) -> None:
+    """Download a dataset with torchvision into ``root`` (its own layout), train and test."""
+    try:
+        import torchvision.datasets as tv_datasets  # optional dependency
+    except Exception as exc:  # ImportError, or a wheel that cannot load against CPU-only torch
+        raise DataError(
+            f"data.download=true needs torchvision, which cannot be imported here ({exc})",
+            path="data.download",
+            hint="install torchvision (pip install malak-pipe[vision]) or fetch the files by hand "
+            "and point data.root at them",
+        ) from None
+    root.mkdir(parents=True, exist_ok=True)
+    for train in (True, False):
+        getattr(tv_datasets, class_name)(root=str(root), train=train, download=True)
+
+
+def as_labels(values: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
+    """Labels as int64, checked to lie in [0, num_classes)."""
+    labels = np.asarray(values, dtype=np.int64)
+    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= num_classes)):
+        raise DataError(f"labels must be a vector of ints in [0, {num_classes})", path=str(path))
+    return labels

@@ -1,0 +1,175 @@
+"""ONNX Runtime static quantization of a float ONNX model (QDQ, and optionally QOperator).
+
+The QDQ file is the project's portable int8 artifact: weights int8 symmetric per-channel for
+Conv/Gemm/MatMul, biases int32 (scale = input scale x weight scale), activations per-tensor
+(int8 by default, as Cortex-M kernels want; uint8 on request). The QOperator variant
+(QLinearConv, QLinearMatMul..., uint8 activations x int8 weights) is an ORT-only speed format.
+
+Both are produced from one calibration pass over batches of the TRAIN split.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from malak_pipe.deploy.artifact import OnnxModel, load_onnx
+from malak_pipe.errors import ConfigError, StageFailed
+
+CalibrateMethod = Literal["minmax", "entropy", "percentile"]
+ActivationType = Literal["int8", "uint8"]
+
+
+@dataclass(frozen=True)
+class OrtQuantSettings:
+    """Knobs of :func:`quantize_ort_static` (see ``onnxruntime.quantization.quantize_static``)."""
+
+    calibrate_method: CalibrateMethod = "minmax"
+    per_channel: bool = True
+    activation_type: ActivationType = "int8"
+    reduce_range: bool = False
+    percentile: float = 99.999
+    qoperator_activation_type: ActivationType = "uint8"
+
+
+def chunk_for_model(batches: Iterable[np.ndarray], fixed_batch: int | None) -> Iterator[np.ndarray]:
+    """Re-cut calibration batches to a model's frozen batch size (dropping a short remainder).
+
+    With a dynamic batch axis (``fixed_batch`` None) the batches pass through unchanged.
+    """
+    if fixed_batch is None:
+        yield from (np.ascontiguousarray(b, dtype=np.float32) for b in batches)
+        return
+    pending: list[np.ndarray] = []
+    count = 0
+    for batch in batches:
+        pending.append(np.asarray(batch, dtype=np.float32))
+        count += len(batch)
+        while count >= fixed_batch:
+            stacked = np.concatenate(pending)
+            yield np.ascontiguousarray(stacked[:fixed_batch])
+            rest = stacked[fixed_batch:]
+            pending, count = ([rest] if len(rest) else []), len(rest)
+
+
+def _calibration_reader(input_name: str, arrays: list[np.ndarray]) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._iter = iter(arrays)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            item = next(self._iter, None)
+            return None if item is None else {input_name: item}
+
+        def __len__(self) -> int:
+            return len(arrays)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._iter = iter(arrays[start_index:end_index])
+
+    return _Reader()
+
+
+def _input_meta(model: OnnxModel) -> tuple[str, int | None]:
+    graph_input = model.proto.graph.input[0]
+    dim = graph_input.type.tensor_type.shape.dim[0]
+    fixed = dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None
+    return graph_input.name, fixed
+
+
+def _quant_type(name: str) -> Any:
+    from onnxruntime.quantization import QuantType
+
+    return {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[name]
+
+
+def _calibrate_method(name: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    if name not in methods:
+        raise ConfigError(f"unknown calibrate_method '{name}'", hint=f"use one of {sorted(methods)}")
+    return methods[name]
+
+
+def preprocess(fp32_path: Path | str, out_path: Path | str) -> Path:
+    """ORT's ``quant_pre_process``: symbolic shape inference and graph optimisation before quantizing."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=False)
+    except Exception as exc:  # shape inference raises many kinds
+        raise StageFailed(
+            f"onnxruntime quant_pre_process failed: {type(exc).__name__}: {str(exc)[:400]}", path=str(fp32_path)
+        ) from None
+    return Path(out_path)
+
+
+def quantize_ort_static(
+    fp32: OnnxModel,
+    calibration: Iterable[np.ndarray],
+    qdq_path: Path | str,
+    *,
+    settings: OrtQuantSettings = OrtQuantSettings(),
+    qoperator_path: Path | str | None = None,
+) -> tuple[OnnxModel, OnnxModel | None]:
+    """Quantize ``fp32`` to QDQ at ``qdq_path`` (and QOperator at ``qoperator_path``).
+
+    ``calibration`` yields float32 arrays (N x C x H x W) taken from the TRAIN split; they are
+    re-cut to the model's frozen batch size. Returns the loaded, checked models.
+    """
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    input_name, fixed_batch = _input_meta(fp32)
+    arrays = list(chunk_for_model(calibration, fixed_batch))
+    if not arrays:
+        raise StageFailed(
+            "no calibration data: the calibration batches are empty or smaller than the model's batch",
+            hint="raise calibration_batches / calibration_batch_size",
+        )
+    extra = {"ActivationSymmetric": False, "WeightSymmetric": True, "QuantizeBias": True}
+    if settings.calibrate_method == "percentile":
+        extra["CalibPercentile"] = settings.percentile
+    with tempfile.TemporaryDirectory(prefix="malak-quant-") as tmp:
+        prepared = preprocess(fp32.path, Path(tmp) / "prepared.onnx")
+        cache = Path(tmp) / "calibration.json"
+        common = {
+            "per_channel": settings.per_channel,
+            "reduce_range": settings.reduce_range,
+            "weight_type": _quant_type("int8"),
+            "calibrate_method": _calibrate_method(settings.calibrate_method),
+            "calibration_cache_path": cache,
+        }
+        runs = [(qdq_path, QuantFormat.QDQ, settings.activation_type)]
+        if qoperator_path is not None:
+            runs.append((qoperator_path, QuantFormat.QOperator, settings.qoperator_activation_type))
+        for out_path, fmt, act in runs:
+            try:
+                quantize_static(
+                    str(prepared),
+                    str(out_path),
+                    _calibration_reader(input_name, arrays),
+                    quant_format=fmt,
+                    activation_type=_quant_type(act),
+                    extra_options=dict(extra),
+                    **common,
+                )
+            except (ValueError, RuntimeError, KeyError) as exc:
+                raise StageFailed(
+                    f"onnxruntime quantize_static ({fmt.name}) failed: {type(exc).__name__}: {str(exc)[:400]}",
+                    path=str(fp32.path),
+                ) from None
+    qdq = load_onnx(qdq_path)
+    qop = load_onnx(qoperator_path) if qoperator_path is not None else None
+    return qdq, qop
