@@ -82,7 +82,9 @@ def run_main() -> None:
         if exc.code == 1 and not _state["task_started"]:
             sys.exit(2)
         raise
-    if _state["failed"]:
+    from malak_pipe.hydra_callbacks import SWEEP_OUTCOME
+
+    if _state["failed"] or SWEEP_OUTCOME["failed_jobs"]:
         sys.exit(1)
 
 

@@ -1,1 +1,73 @@
-"""malak_pipe.compress."""
+"""Compression techniques as a small Python API: quantize, prune, distill.
+
+Every technique is a class taking one versioned config object (see ``configs``)::
+
+    from malak_pipe.compress import QAT, QATConfig
+    qat = QAT(QATConfig(backend="x86"))
+    prepared = qat.prepare(model)
+    qat.train(prepared, data, settings)
+    int8 = qat.convert(prepared)
+
+The configs import no torch; the techniques are imported on first use, so stage plugins can
+validate their configs without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from malak_pipe.compress.configs import (
+    CompressionConfig,
+    DistillConfig,
+    DynamicPTQConfig,
+    FeatureHint,
+    MagnitudePruneConfig,
+    QATConfig,
+    StaticPTQConfig,
+    StructuredPruneConfig,
+)
+from malak_pipe.compress.recipe import QuantRecipe
+
+if TYPE_CHECKING:
+    from malak_pipe.compress.artifact import TORCH_MODEL_INT8, QuantizedModelArtifact
+    from malak_pipe.compress.distill import KnowledgeDistiller, kd_loss
+    from malak_pipe.compress.magnitude import MagnitudePruner, polynomial_schedule, sparse_size_bytes
+    from malak_pipe.compress.quantize import QAT, DynamicPTQ, StaticPTQ
+    from malak_pipe.compress.report import comparison_metrics
+    from malak_pipe.compress.structured import StructuredPruner
+
+_LAZY: dict[str, str] = {
+    "QuantizedModelArtifact": "malak_pipe.compress.artifact",
+    "TORCH_MODEL_INT8": "malak_pipe.compress.artifact",
+    "DynamicPTQ": "malak_pipe.compress.quantize",
+    "StaticPTQ": "malak_pipe.compress.quantize",
+    "QAT": "malak_pipe.compress.quantize",
+    "MagnitudePruner": "malak_pipe.compress.magnitude",
+    "polynomial_schedule": "malak_pipe.compress.magnitude",
+    "sparse_size_bytes": "malak_pipe.compress.magnitude",
+    "StructuredPruner": "malak_pipe.compress.structured",
+    "KnowledgeDistiller": "malak_pipe.compress.distill",
+    "kd_loss": "malak_pipe.compress.distill",
+    "comparison_metrics": "malak_pipe.compress.report",
+}
+
+__all__ = [
+    "CompressionConfig",
+    "DistillConfig",
+    "DynamicPTQConfig",
+    "FeatureHint",
+    "MagnitudePruneConfig",
+    "QATConfig",
+    "QuantRecipe",
+    "StaticPTQConfig",
+    "StructuredPruneConfig",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'malak_pipe.compress' has no attribute '{name}'")
+    return getattr(importlib.import_module(module_name), name)

@@ -47,6 +47,7 @@ _QUIET_MESSAGES = (
     r"must run observer before calling calculate_qparams.*",
     r".*_aminmax is deprecated.*",
     r"TypedStorage is deprecated.*",
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor creation.*",
 )
 
 

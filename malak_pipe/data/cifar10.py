@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 
 from malak_pipe.data.config import DataConfig
-from malak_pipe.data.raw import RawData, Reader, as_labels, data_root, files_fingerprint, find_files, torchvision_download
+from malak_pipe.data.raw import (
+    RawData,
+    Reader,
+    as_labels,
+    data_root,
+    files_fingerprint,
+    find_files,
+    torchvision_download,
+)
 from malak_pipe.errors import DataError
 
 FOLDER = "cifar-10-batches-py"

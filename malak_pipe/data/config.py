@@ -49,7 +49,5 @@ class DataConfig(BaseModel):
     @model_validator(mode="after")
     def _download_applies(self) -> DataConfig:
         if self.download and self.name not in DOWNLOADABLE:
-            raise ValueError(
-                f"data.download applies to {list(DOWNLOADABLE)} only; {self.name} needs no download"
-            )
+            raise ValueError(f"data.download applies to {list(DOWNLOADABLE)} only; {self.name} needs no download")
         return self

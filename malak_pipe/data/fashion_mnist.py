@@ -8,7 +8,15 @@ import numpy as np
 
 from malak_pipe.data.config import DataConfig
 from malak_pipe.data.idx import read_idx
-from malak_pipe.data.raw import RawData, Reader, as_labels, data_root, files_fingerprint, find_files, torchvision_download
+from malak_pipe.data.raw import (
+    RawData,
+    Reader,
+    as_labels,
+    data_root,
+    files_fingerprint,
+    find_files,
+    torchvision_download,
+)
 from malak_pipe.errors import DataError
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -64,9 +72,7 @@ def _pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]
     images = _images(images_path)
     labels = as_labels(read_idx(labels_path), len(CLASS_NAMES), labels_path)
     if len(images) != len(labels):
-        raise DataError(
-            f"{len(images)} images but {len(labels)} labels in {labels_path.name}", path=str(images_path)
-        )
+        raise DataError(f"{len(images)} images but {len(labels)} labels in {labels_path.name}", path=str(images_path))
     return images, labels
 
 

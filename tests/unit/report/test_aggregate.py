@@ -64,3 +64,15 @@ def test_missing_dir_is_a_clear_error(tmp_path):
         find_results([tmp_path / "nope"])
     with pytest.raises(DataError, match="no results.json"):
         find_results([tmp_path])
+
+
+def test_pareto_front_and_png(sweep, tmp_path):
+    from malak_pipe.plots import pareto_front, write_plots
+
+    assert pareto_front([(1, 90), (2, 95), (3, 94), (0.5, 80)]) == [3, 0, 1]
+    jobs = [load_job(p) for p in find_results([sweep])]
+    for job, size in zip(jobs, (100, 200, 300, 400, 500), strict=False):
+        job.nodes["train"]["metrics"]["size_bytes"] = size
+    written = write_plots(jobs, aggregate(jobs), tmp_path / "plots")
+    png = written["accuracy_vs_size_bytes"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

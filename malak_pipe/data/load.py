@@ -1,0 +1,51 @@
+"""load_dataset: a DataConfig to a Dataset, memoized in-process, with the declared shape checked."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from malak_pipe.data.config import DataConfig
+from malak_pipe.data.dataset import Dataset, build_dataset
+from malak_pipe.data.raw import RawData
+from malak_pipe.data.readers import READERS, source_fingerprint
+from malak_pipe.errors import DataError
+
+MEMO_SIZE = 2  # datasets are big (CIFAR-10 is ~700 MB as float32): keep only the latest few
+_memo: OrderedDict[tuple[DataConfig, str], Dataset] = OrderedDict()
+
+
+def check_declared_shape(cfg: DataConfig, raw: RawData) -> None:
+    """DataError when ``data.channels`` / ``data.image_size`` / ``data.num_classes`` disagree with the data."""
+    actual = {
+        "channels": int(raw.train_x.shape[1]),
+        "image_size": int(raw.train_x.shape[2]),
+        "num_classes": len(raw.class_names),
+    }
+    for field, value in actual.items():
+        declared = getattr(cfg, field)
+        if declared is not None and declared != value:
+            raise DataError(
+                f"data.{field} is {declared} but {cfg.name} has {field}={value}",
+                path=f"data.{field}",
+                hint=f"set data.{field}: {value} (the model config interpolates it)",
+            )
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """The dataset described by ``cfg``; the same config (and unchanged source) gives the same object."""
+    key = (cfg, source_fingerprint(cfg))
+    if key in _memo:
+        _memo.move_to_end(key)
+        return _memo[key]
+    raw = READERS[cfg.name].read(cfg)
+    check_declared_shape(cfg, raw)
+    dataset = build_dataset(cfg, raw)
+    _memo[key] = dataset
+    while len(_memo) > MEMO_SIZE:
+        _memo.popitem(last=False)
+    return dataset
+
+
+def clear_memo() -> None:
+    """Forget every memoized dataset (frees their memory)."""
+    _memo.clear()
