@@ -41,7 +41,15 @@ def selected_nodes(graph: Graph, only: list[str] | None) -> list[str]:
     return [n for n in graph.order if n in wanted]
 
 
-def plan_rows(graph: Graph, cache: Cache, order: list[str]) -> list[tuple[str, str, str, str, str]]:
+def source_fingerprints(graph: Graph, order: list[str]) -> dict[str, str | None]:
+    """Each enabled node's outside-data fingerprint (e.g. the dataset files' content hash)."""
+    nodes = (graph.nodes[n] for n in order)
+    return {node.name: node.stage.source_fingerprint(node.config) for node in nodes if node.enabled}
+
+
+def plan_rows(
+    graph: Graph, cache: Cache, order: list[str], fingerprints: dict[str, str | None]
+) -> list[tuple[str, str, str, str, str]]:
     """What would run: each node's cache state, following known output hashes downstream."""
     known: dict[str, dict[str, str]] = {}
     rows = []
@@ -55,7 +63,7 @@ def plan_rows(graph: Graph, cache: Cache, order: list[str]) -> list[tuple[str, s
         if hashes is None:
             rows.append((name, node.stage.name, wiring, "will run (upstream runs)", ""))
             continue
-        key = cache_key(node, hashes)
+        key = cache_key(node, hashes, fingerprints.get(name))
         manifest = cache.manifest(key)
         if manifest is not None:
             known[name] = {o: rec["sha256"] for o, rec in manifest["outputs"].items()}
@@ -67,15 +75,16 @@ def execute(run_cfg: RunConfig, sources: dict[str, str], run_dir: Path, override
     """Validate, then plan or run; returns the process exit code (0 ok, 1 a node failed)."""
     graph = build_graph(run_cfg, sources)
     order = selected_nodes(graph, run_cfg.run.only)
+    fingerprints = source_fingerprints(graph, order)  # a missing dataset fails here, before any write
     cache = Cache(cache_root(run_cfg, Path.cwd()), enabled=run_cfg.cache.enabled)
     console = RunConsole(live=run_cfg.run.live)
     if run_cfg.run.plan:
-        console.plan(plan_rows(graph, cache, order))
+        console.plan(plan_rows(graph, cache, order, fingerprints))
         return EXIT_OK
     run_dir.mkdir(parents=True, exist_ok=True)
     run_info = _run_info(run_cfg, run_dir, overrides, order, cache)
     write_json_atomic(run_dir / "run.json", run_info)
-    runner = Runner(graph, run_dir, cache, console)
+    runner = Runner(graph, run_dir, cache, console, fingerprints=fingerprints)
     with console.session({n: graph.nodes[n].stage.name for n in order}):
         results = runner.execute(order)
     write_results(run_dir, run_info, results)

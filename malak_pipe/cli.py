@@ -72,8 +72,19 @@ def _hydra_task(cfg: DictConfig) -> None:
             sys.exit(code)
 
 
+def _normalize_argv(argv: list[str]) -> list[str]:
+    """Accept ``+experiment=X`` as well as ``experiment=X``.
+
+    conf/config.yaml lists ``experiment: null`` in its defaults (the table of contents shows
+    every slot), which makes Hydra refuse the ``+`` form that the Malak docs and many Hydra
+    users write. Both forms select the same experiment.
+    """
+    return [a[1:] if a.startswith("+experiment=") else a for a in argv]
+
+
 def run_main() -> None:
     """malak-run: compose the config, validate the DAG, run it (see --help)."""
+    sys.argv = [sys.argv[0], *_normalize_argv(sys.argv[1:])]
     try:
         _hydra_task()
     except SystemExit as exc:

@@ -28,14 +28,15 @@ from malak_pipe.store import Cache, CacheEntry, OutputRecord
 DONE = ("ok", "cached")
 
 
-def cache_key(node: Node, input_hashes: dict[str, str]) -> str:
-    """sha256 of the stage, its version, its config, its inputs' hashes and the package version."""
+def cache_key(node: Node, input_hashes: dict[str, str], source: str | None = None) -> str:
+    """sha256 of the stage, its version, its config, its inputs' hashes, the content hash of
+    any outside data it reads (``source``) and the package version."""
     payload = {
         "stage": node.stage.name,
         "version": node.stage.version,
         "config": node.config.model_dump(mode="json"),
         "inputs": dict(sorted(input_hashes.items())),
-        "source": node.stage.source_fingerprint(node.config),
+        "source": source,
         "package": __version__,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -64,6 +65,7 @@ class Runner:
     ci: bool = field(default_factory=lambda: os.environ.get("CI", "").lower() == "true")
     results: dict[str, NodeResult] = field(default_factory=dict)
     produced: dict[str, _Produced] = field(default_factory=dict)
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
 
     def execute(self, selected: list[str] | None = None) -> dict[str, NodeResult]:
         """Run every node (or ``selected`` ones) in topological order."""
@@ -112,7 +114,7 @@ class Runner:
 
     def _run_node(self, node: Node) -> NodeResult:
         paths, hashes, records = self._inputs(node)
-        key = cache_key(node, hashes)
+        key = cache_key(node, hashes, self.fingerprints.get(node.name))
         started, t0 = _now(), time.perf_counter()
         self.console.node_started(node.name)
         with self.cache.lock(key):

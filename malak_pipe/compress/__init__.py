@@ -15,7 +15,7 @@ validate their configs without loading torch.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from malak_pipe.compress.configs import (
     CompressionConfig,
@@ -28,14 +28,6 @@ from malak_pipe.compress.configs import (
     StructuredPruneConfig,
 )
 from malak_pipe.compress.recipe import QuantRecipe
-
-if TYPE_CHECKING:
-    from malak_pipe.compress.artifact import TORCH_MODEL_INT8, QuantizedModelArtifact
-    from malak_pipe.compress.distill import KnowledgeDistiller, kd_loss
-    from malak_pipe.compress.magnitude import MagnitudePruner, polynomial_schedule, sparse_size_bytes
-    from malak_pipe.compress.quantize import QAT, DynamicPTQ, StaticPTQ
-    from malak_pipe.compress.report import comparison_metrics
-    from malak_pipe.compress.structured import StructuredPruner
 
 _LAZY: dict[str, str] = {
     "QuantizedModelArtifact": "malak_pipe.compress.artifact",

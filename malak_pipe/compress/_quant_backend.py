@@ -119,16 +119,38 @@ def _weight_fake_or_observer(recipe: QuantRecipe) -> Any:
     return observer.with_args(**kwargs)
 
 
+def _keeps_own_qparams(qconfig: Any) -> bool:
+    """Ops whose output range is fixed (sigmoid, tanh...) or reused from their input (reshape)."""
+    if qconfig is None:
+        return True
+    fixed = (tq.FixedQParamsObserver, tq.FixedQParamsFakeQuantize, tq.observer.ReuseInputObserver)
+    return isinstance(qconfig.activation(), fixed)
+
+
 def qconfig_mapping(recipe: QuantRecipe) -> tq.QConfigMapping:
-    """The QConfigMapping of a static or QAT recipe (one qconfig for every quantizable op)."""
+    """The QConfigMapping of a static or QAT recipe.
+
+    torch.ao's default mapping for the backend, with our observers (see :class:`QuantRecipe`)
+    everywhere except on ops whose output range is fixed by the op itself (sigmoid, tanh,
+    hardsigmoid, softmax), which need their fixed-qparams observers to be quantized at all.
+    """
     qconfig = tq.QConfig(activation=_activation_fake_or_observer(recipe), weight=_weight_fake_or_observer(recipe))
-    return tq.QConfigMapping().set_global(qconfig)
+    if recipe.mode == "qat":
+        mapping = tq.get_default_qat_qconfig_mapping(recipe.backend)
+    else:
+        mapping = tq.get_default_qconfig_mapping(recipe.backend)
+    mapping.set_global(qconfig)
+    for object_type, default in list(mapping.object_type_qconfigs.items()):
+        if not _keeps_own_qparams(default):
+            mapping.set_object_type(object_type, qconfig)
+    return mapping
 
 
 def backend_config() -> BackendConfig:
-    """torch.ao's native backend config, plus ``nn.Flatten`` as a shape op that stays int8.
+    """torch.ao's native backend config, plus ``nn.Flatten`` as a shape op sharing its input's qparams.
 
-    Without it FX dequantizes before every ``nn.Flatten`` module and quantizes again after.
+    FX still dequantizes before an ``nn.Flatten`` module and quantizes after it, but with the
+    input's own scale and zero point, so the round trip is exact instead of a second rounding.
     """
     config = get_native_backend_config()
     flatten = next(pattern for pattern in config.configs if pattern.pattern is torch.flatten)
@@ -148,8 +170,7 @@ def _example_inputs(recipe: QuantRecipe) -> tuple[torch.Tensor]:
 
 def _trace_error(exc: Exception) -> StageFailed:
     return StageFailed(
-        f"torch.fx could not trace the model for graph-mode quantization ({type(exc).__name__}: "
-        f"{str(exc)[:300]})",
+        f"torch.fx could not trace the model for graph-mode quantization ({type(exc).__name__}: {str(exc)[:300]})",
         hint="keep forward free of data-dependent Python control flow, or use ptq_dynamic",
     )
 

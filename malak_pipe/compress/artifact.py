@@ -55,16 +55,17 @@ def build_float_skeleton(config: ModelConfig, recipe: QuantRecipe) -> nn.Module:
 
 def save_int8(artifact: QuantizedModelArtifact, path: Path) -> None:
     """Write ``artifact`` at ``path``."""
-    state = {name: value for name, value in artifact.module.state_dict().items()}
-    torch.save(
-        {
-            "format": INT8_FORMAT,
-            "config": artifact.config.model_dump(mode="json"),
-            "recipe": artifact.recipe.model_dump(mode="json"),
-            "state_dict": state,
-        },
-        path,
-    )
+    state = artifact.module.state_dict()  # keeps _metadata (module versions) for loading
+    with backend.quiet_torch_ao():
+        torch.save(
+            {
+                "format": INT8_FORMAT,
+                "config": artifact.config.model_dump(mode="json"),
+                "recipe": artifact.recipe.model_dump(mode="json"),
+                "state_dict": state,
+            },
+            path,
+        )
 
 
 def load_int8(path: Path) -> QuantizedModelArtifact:
@@ -74,7 +75,9 @@ def load_int8(path: Path) -> QuantizedModelArtifact:
         config = ModelConfig(**checkpoint["config"])
         recipe = QuantRecipe(**checkpoint["recipe"])
     except ValidationError as exc:
-        raise ArtifactError(f"the config or recipe inside the int8 checkpoint is invalid: {exc}", path=str(path)) from None
+        raise ArtifactError(
+            f"the config or recipe inside the int8 checkpoint is invalid: {exc}", path=str(path)
+        ) from None
     module = backend.rebuild(build_float_skeleton(config, recipe), recipe)
     try:
         backend.load_int8_state(module, checkpoint["state_dict"], recipe)
@@ -89,7 +92,8 @@ def load_int8(path: Path) -> QuantizedModelArtifact:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with backend.quiet_torch_ao():
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError...)
         raise ArtifactError(
             f"not a malak-pipe int8 checkpoint ({type(exc).__name__}: {str(exc)[:200]})",

@@ -126,7 +126,9 @@ class StructuredPruneConfig(CompressionConfig):
     ``importance``: "l1"/"l2" norm of each filter group, or "bn_scale" (|gamma| of the batch
     norm after it: network slimming). ``scope`` "uniform" removes ``ratio`` of the channels of
     every layer; "global" ranks channels across layers (no layer loses more than
-    ``max_layer_ratio``). The final classifier's outputs are never pruned.
+    ``max_layer_ratio``). The final classifier's outputs are never pruned. With
+    ``iterative_steps`` > 1 the ratio is reached in equal steps, with ``epochs_per_step``
+    epochs of fine-tuning between them.
     """
 
     kind: Literal["structured_prune"] = "structured_prune"
@@ -135,6 +137,7 @@ class StructuredPruneConfig(CompressionConfig):
     scope: Literal["uniform", "global"] = "uniform"
     max_layer_ratio: float = Field(default=0.9, gt=0.0, le=1.0)
     iterative_steps: PositiveInt = 1
+    epochs_per_step: NonNegativeInt = 0
     round_to: PositiveInt | None = None
     ignore_layers: tuple[str, ...] = ()
 

@@ -48,7 +48,7 @@ class QuantRecipe(BaseModel):
 
     @property
     def weight_scheme(self) -> str:
-        """"per_channel_symmetric" or "per_tensor_symmetric" (the int8 weight quantization)."""
+        """ "per_channel_symmetric" or "per_tensor_symmetric" (the int8 weight quantization)."""
         return "per_channel_symmetric" if self.per_channel else "per_tensor_symmetric"
 
     @property

@@ -1,4 +1,7 @@
-"""Synthetic class-conditional images: a fixed random pattern per class plus noise.
+"""Synthetic class-conditional images: a fixed random blocky pattern per class plus noise.
+
+Each class has a random pattern of 2x2-pixel blocks (a smooth pattern that convolutions pick
+up quickly); samples add Gaussian noise and are quantized to uint8 like real images.
 
 Deterministic in (seed, shapes, sizes) and learnable by any of the models, for tests and
 smoke runs that must not depend on downloaded data.
@@ -29,6 +32,13 @@ def _shape(cfg: DataConfig) -> tuple[int, int, int]:
     )
 
 
+def _prototypes(rng: np.random.Generator, num_classes: int, channels: int, size: int) -> np.ndarray:
+    blocks = max(1, size // 2)
+    coarse = rng.uniform(0.0, 1.0, size=(num_classes, channels, blocks, blocks))
+    repeat = -(-size // blocks)
+    return np.kron(coarse, np.ones((1, 1, repeat, repeat)))[:, :, :size, :size]
+
+
 def _samples(rng: np.random.Generator, prototypes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     num_classes = len(prototypes)
     labels = rng.permutation(np.arange(count) % num_classes).astype(np.int64)
@@ -40,7 +50,7 @@ def read_synthetic(cfg: DataConfig) -> RawData:
     """``n_train`` and ``n_test`` balanced samples of ``num_classes`` patterns (channels x size x size)."""
     num_classes, channels, size = _shape(cfg)
     rng = np.random.default_rng(cfg.seed)
-    prototypes = rng.uniform(0.2, 0.8, size=(num_classes, channels, size, size))
+    prototypes = _prototypes(rng, num_classes, channels, size)
     train_x, train_y = _samples(rng, prototypes, cfg.n_train)
     test_x, test_y = _samples(rng, prototypes, cfg.n_test)
     return RawData(

@@ -86,6 +86,4 @@ def _load_reference(path: Path) -> Any:
 
 ONNX_MODEL = ArtifactType(name="onnx_model", suffix=".onnx", save=save_onnx, load=load_onnx)
 ONNX_MODEL_INT8 = ArtifactType(name="onnx_model_int8", suffix=".onnx", save=save_onnx, load=load_onnx)
-DRIFT_REFERENCE = ArtifactType(
-    name="drift_reference", suffix=".json", save=_save_reference, load=_load_reference
-)
+DRIFT_REFERENCE = ArtifactType(name="drift_reference", suffix=".json", save=_save_reference, load=_load_reference)

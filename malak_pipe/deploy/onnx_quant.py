@@ -173,3 +173,24 @@ def quantize_ort_static(
     qdq = load_onnx(qdq_path)
     qop = load_onnx(qoperator_path) if qoperator_path is not None else None
     return qdq, qop
+
+
+def qoperator_from_qdq(qdq_path: Path | str, out_path: Path | str) -> OnnxModel:
+    """ORT's own QDQ -> QLinearConv/QGemm/QLinearAdd fusion, saved offline (ORT-only operators).
+
+    Uses the EXTENDED optimisation level, which fuses quantized operators but keeps the
+    standard NCHW layout (the ALL level would write machine-specific NCHWc kernels).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(out_path)
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(qdq_path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception classes
+        raise StageFailed(
+            f"ONNX Runtime could not fuse the QDQ model into QOperator form: {str(exc)[:400]}", path=str(qdq_path)
+        ) from None
+    return load_onnx(out_path)

@@ -35,9 +35,7 @@ class ModelArtifact:
 def save_model(artifact: ModelArtifact, path: Path) -> None:
     """Write ``artifact`` as a checkpoint at ``path`` (tensors moved to the CPU)."""
     state = {name: tensor.detach().cpu() for name, tensor in artifact.module.state_dict().items()}
-    torch.save(
-        {"format": CHECKPOINT_FORMAT, "config": artifact.config.model_dump(), "state_dict": state}, path
-    )
+    torch.save({"format": CHECKPOINT_FORMAT, "config": artifact.config.model_dump(), "state_dict": state}, path)
 
 
 def load_model(path: Path) -> ModelArtifact:
@@ -46,9 +44,7 @@ def load_model(path: Path) -> ModelArtifact:
     try:
         config = ModelConfig(**checkpoint["config"])
     except ValidationError as exc:
-        raise ArtifactError(
-            f"the model config inside the checkpoint is invalid: {exc}", path=str(path)
-        ) from None
+        raise ArtifactError(f"the model config inside the checkpoint is invalid: {exc}", path=str(path)) from None
     module = build_model(config)
     state_dict = checkpoint["state_dict"]
     adapt_to_state_dict(module, state_dict)
@@ -123,9 +119,7 @@ def _update_attributes(layer: nn.Module) -> None:
             layer.groups = max(1, out_channels // max(1, multiplier))
         layer.in_channels = in_per_group * layer.groups
     elif isinstance(layer, nn.modules.batchnorm._NormBase):
-        layer.num_features = (
-            layer.weight.shape[0] if layer.weight is not None else layer.running_mean.shape[0]
-        )
+        layer.num_features = layer.weight.shape[0] if layer.weight is not None else layer.running_mean.shape[0]
     elif isinstance(layer, nn.Linear):
         layer.out_features, layer.in_features = layer.weight.shape
 

@@ -50,9 +50,7 @@ class ModelConfig(BaseModel):
     def _factory_fields(self) -> ModelConfig:
         if self.name == "factory":
             if not self.factory or ":" not in self.factory:
-                raise ValueError(
-                    "model.name=factory needs model.factory as an import string 'pkg.module:callable'"
-                )
+                raise ValueError("model.name=factory needs model.factory as an import string 'pkg.module:callable'")
         else:
             if self.factory is not None:
                 raise ValueError(f"model.factory is only used with name=factory, not name={self.name}")

@@ -72,14 +72,10 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     """features (stem, MBConv stages, 1x1 head) -> adaptive avg pool -> dropout -> linear."""
 
-    def __init__(
-        self, in_channels: int = 3, num_classes: int = 10, width_mult: float = 1.0, dropout: float = 0.2
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width_mult: float = 1.0, dropout: float = 0.2):
         super().__init__()
         channels = make_divisible(32 * width_mult)
-        features: list[nn.Module] = [
-            ConvBNAct(in_channels, channels, 3, stride=1, activation=nn.SiLU, bn_eps=BN_EPS)
-        ]
+        features: list[nn.Module] = [ConvBNAct(in_channels, channels, 3, stride=1, activation=nn.SiLU, bn_eps=BN_EPS)]
         for expand, kernel, stride, out, repeats in MBCONV_SETTINGS:
             out_channels = make_divisible(out * width_mult)
             stage = []

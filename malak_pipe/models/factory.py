@@ -16,9 +16,7 @@ def import_callable(target: str, *, path: str) -> Callable[..., Any]:
     """The object named by ``"pkg.module:attr"`` (attr may be dotted); ConfigError if absent."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise ConfigError(
-            f"'{target}' is not an import string", path=path, hint="write it as 'pkg.module:callable'"
-        )
+        raise ConfigError(f"'{target}' is not an import string", path=path, hint="write it as 'pkg.module:callable'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

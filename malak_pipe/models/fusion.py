@@ -20,9 +20,7 @@ _PATTERNS: tuple[tuple[type[nn.Module], ...], ...] = (
 def _match(children: list[tuple[str, nn.Module]], start: int) -> int:
     for pattern in _PATTERNS:
         window = children[start : start + len(pattern)]
-        if len(window) == len(pattern) and all(
-            type(m) is t for (_, m), t in zip(window, pattern, strict=True)
-        ):
+        if len(window) == len(pattern) and all(type(m) is t for (_, m), t in zip(window, pattern, strict=True)):
             return len(pattern)
     return 0
 

@@ -51,9 +51,7 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """features (stem, inverted residuals, 1x1 head conv) -> adaptive avg pool -> dropout -> linear."""
 
-    def __init__(
-        self, in_channels: int = 3, num_classes: int = 10, width_mult: float = 1.0, dropout: float = 0.2
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width_mult: float = 1.0, dropout: float = 0.2):
         super().__init__()
         channels = make_divisible(32 * width_mult)
         last_channels = make_divisible(1280 * max(1.0, width_mult))

@@ -15,14 +15,14 @@ from typing import Any
 from malak_pipe.training.settings import FitSettings
 
 _LAZY: dict[str, str] = {
-    "fit": "malak_pipe.training.fit",
-    "FitResult": "malak_pipe.training.fit",
-    "total_steps": "malak_pipe.training.fit",
-    "steps_per_epoch": "malak_pipe.training.fit",
-    "cross_entropy_loss": "malak_pipe.training.fit",
-    "evaluate": "malak_pipe.training.evaluate",
-    "EvalResult": "malak_pipe.training.evaluate",
-    "per_class_accuracy": "malak_pipe.training.evaluate",
+    "fit": "malak_pipe.training.loop",
+    "FitResult": "malak_pipe.training.loop",
+    "total_steps": "malak_pipe.training.loop",
+    "steps_per_epoch": "malak_pipe.training.loop",
+    "cross_entropy_loss": "malak_pipe.training.loop",
+    "evaluate": "malak_pipe.training.evaluation",
+    "EvalResult": "malak_pipe.training.evaluation",
+    "per_class_accuracy": "malak_pipe.training.evaluation",
     "seed_everything": "malak_pipe.training.seeding",
     "lr_at": "malak_pipe.training.schedule",
     "make_optimizer": "malak_pipe.training.schedule",

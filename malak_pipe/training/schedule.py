@@ -42,9 +42,7 @@ _SCHEDULES: dict[str, Callable[[FitSettings, int, int], float]] = {
 
 
 def _sgd(params: Iterable[torch.nn.Parameter], s: FitSettings) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.nesterov
-    )
+    return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.nesterov)
 
 
 def _adam(params: Iterable[torch.nn.Parameter], s: FitSettings) -> torch.optim.Optimizer:

@@ -48,9 +48,7 @@ class FitSettings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> FitSettings:
         if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
-            raise ValueError(
-                f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})"
-            )
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov=true needs optimizer=sgd and momentum > 0")
         return self

@@ -90,6 +90,4 @@ def per_class_accuracy(
     classes = num_classes if num_classes is not None else int(target.max()) + 1
     totals = torch.bincount(target, minlength=classes)
     hits = torch.bincount(target[predicted == target], minlength=classes)
-    return [
-        float(h) / float(t) if t > 0 else None for h, t in zip(hits.tolist(), totals.tolist(), strict=True)
-    ]
+    return [float(h) / float(t) if t > 0 else None for h, t in zip(hits.tolist(), totals.tolist(), strict=True)]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from malak_pipe.errors import DataError, StageFailed
-from malak_pipe.training.evaluate import evaluate
+from malak_pipe.training.evaluation import evaluate
 from malak_pipe.training.schedule import lr_at, make_optimizer, set_lr
 from malak_pipe.training.seeding import seed_everything
 from malak_pipe.training.settings import FitSettings
@@ -36,8 +36,9 @@ class FitResult:
 
     ``history`` has one dict per epoch: epoch, train_loss, train_top1 (None when a custom
     loss_fn returns no logits), val_top1 (None without a val split), lr, seconds.
-    ``train_seconds`` is the wall time of the whole fit (validation included);
-    ``samples_per_second`` counts training samples over the time of the training steps only.
+    ``train_seconds`` is the time spent in training steps (validation excluded), so
+    ``samples_per_second`` = training samples / ``train_seconds`` compares with a plain loop;
+    ``total_seconds`` is the wall time of the whole fit, validation and weight copies included.
     """
 
     best_epoch: int
@@ -45,6 +46,7 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
+    total_seconds: float = 0.0
 
     @property
     def loss_curve(self) -> list[float]:
@@ -166,7 +168,8 @@ class _Trainer:
                 best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         if best_state is not None:
             self.module.load_state_dict(best_state)
-        result.train_seconds = time.perf_counter() - started
+        result.total_seconds = time.perf_counter() - started
+        result.train_seconds = self.step_seconds
         result.samples_per_second = self.samples / self.step_seconds if self.step_seconds > 0 else 0.0
         return result
 

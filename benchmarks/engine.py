@@ -1,0 +1,142 @@
+"""Engine benchmarks (issue 2), written as JSON.
+
+1. Cold run vs fully cached rerun of the default pipeline (`malak-run` with no arguments),
+   and the runner's own overhead on the cached run: its wall time minus the interpreter and
+   import start-up (a process that only imports the CLI and the stage modules).
+2. Training throughput of malak_pipe.training.fit against a plain hand-written PyTorch loop
+   on the same model, data, batch size and thread count (target ratio >= 0.95).
+3. One epoch of SimpleCNN on Fashion-MNIST through fit (seconds, samples/s).
+
+    python benchmarks/engine.py --out outputs/bench/engine.json [--skip-fmnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return time.perf_counter() - t0
+
+
+def bench_cache(args: list[str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        env = dict(os.environ, MALAK_CACHE_DIR=str(cwd / "cache"))
+        cold = _timed([str(BIN / "malak-run"), *args], cwd, env)
+        cached = [_timed([str(BIN / "malak-run"), *args], cwd, env) for _ in range(3)]
+        imports = "import malak_pipe.cli, hydra, malak_pipe.app, malak_pipe.registry as r; [r.get_stage(n) for n in r.stage_names()]"
+        startup = [_timed([sys.executable, "-c", imports], cwd, env) for _ in range(3)]
+    best_cached, best_start = min(cached), min(startup)
+    return {
+        "pipeline_args": args,
+        "cold_s": round(cold, 3),
+        "cached_s": round(best_cached, 3),
+        "cached_over_cold": round(best_cached / cold, 4),
+        "startup_s": round(best_start, 3),
+        "runner_overhead_cached_s": round(best_cached - best_start, 3),
+        "targets": {"cached_over_cold_max": 0.05, "runner_overhead_cached_s_max": 0.5},
+    }
+
+
+def _plain_loop(model, x, y, batch_size: int, lr: float) -> float:
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(x))
+    for start in range(0, len(x), batch_size):
+        idx = perm[start : start + batch_size]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def bench_throughput(dataset_name: str, max_train: int | None, threads: int) -> dict:
+    import torch
+
+    from malak_pipe.data import DataConfig, load_dataset
+    from malak_pipe.models import ModelConfig, build_model
+    from malak_pipe.training import FitSettings, fit
+
+    torch.set_num_threads(threads)
+    ds = load_dataset(DataConfig(name=dataset_name, max_train=max_train))
+    c, h, _ = ds.input_shape
+    mcfg = ModelConfig(name="simple_cnn", in_channels=c, num_classes=ds.num_classes, image_size=h)
+    n = len(ds.train.y)
+    torch.manual_seed(0)
+    plain = _plain_loop(build_model(mcfg), ds.train.x, ds.train.y, 64, 1e-3)
+    torch.manual_seed(0)
+    settings = FitSettings(epochs=1, batch_size=64, lr=1e-3, optimizer="adam", num_threads=threads)
+    result = fit(build_model(mcfg), ds, settings)
+    ours = result.train_seconds
+    return {
+        "dataset": dataset_name,
+        "n_train": n,
+        "threads": threads,
+        "plain_loop_s": round(plain, 3),
+        "fit_train_s": round(ours, 3),
+        "plain_samples_per_s": round(n / plain, 1),
+        "fit_samples_per_s": round(n / ours, 1),
+        "throughput_ratio": round(plain / ours, 4),
+        "target_ratio_min": 0.95,
+    }
+
+
+def bench_fmnist_epoch(threads: int) -> dict:
+    import torch
+
+    from malak_pipe.data import DataConfig, load_dataset
+    from malak_pipe.models import ModelConfig, build_model
+    from malak_pipe.training import FitSettings, evaluate, fit
+
+    torch.set_num_threads(threads)
+    ds = load_dataset(DataConfig(name="fashion_mnist", channels=1, image_size=28, num_classes=10))
+    model = build_model(ModelConfig(name="simple_cnn", in_channels=1, num_classes=10, image_size=28))
+    t0 = time.perf_counter()
+    result = fit(model, ds, FitSettings(epochs=1, batch_size=64, lr=1e-3, num_threads=threads))
+    wall = time.perf_counter() - t0
+    return {
+        "n_train": len(ds.train.y),
+        "threads": threads,
+        "epoch_train_s": round(result.train_seconds, 2),
+        "epoch_wall_s_with_val": round(wall, 2),
+        "test_top1_after_1_epoch": round(evaluate(model, ds, "test").top1, 4),
+        "reference_plain_loop_s": 38,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--skip-fmnist", action="store_true", help="skip the full Fashion-MNIST epoch")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    report = {"cache": bench_cache([])}
+    report["throughput"] = bench_throughput("fashion_mnist", 20000, args.threads)
+    if not args.skip_fmnist:
+        report["fmnist_epoch"] = bench_fmnist_epoch(args.threads)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

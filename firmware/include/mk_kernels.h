@@ -1,0 +1,433 @@
+/*
+ * mk_kernels.h - int8 kernels, channels-last (HWC), bit-exact with the golden reference.
+ *
+ * Every kernel is an always-inline function: the generated model.c calls it with the layer's
+ * shapes as literal constants, so the compiler emits one copy specialized for each layer (loop
+ * bounds, strides, zero points and branches fold away). The host test harness calls the same
+ * functions with run-time values.
+ *
+ * Convolution: im2col of two pixels into q15 (bytes reordered by SXTB16 / SXTB16 ROR 8 so no
+ * packing is needed), then a 2 output channel x 2 pixel register block: per 4 input values one
+ * 32-bit weight load and two SXTB16 per channel, 8 SMLAD. The input zero point is folded into
+ * the bias (padding is filled with the zero point). A following 2x2/2 max-pool can be fused:
+ * the four conv pixels of a window are computed and the largest accumulator is requantized
+ * (requantization is monotonic), so the unpooled map is never stored.
+ */
+#ifndef MK_KERNELS_H
+#define MK_KERNELS_H
+
+#include "mk_arch.h"
+#include "mk_requant.h"
+
+/* ------------------------------------------------------------------------ im2col */
+
+/* q15 column of output pixel (oy, ox): k4 halfwords, groups of 4 stored as (x0,x2),(x1,x3) */
+MK_INLINE void mk_im2col(int32_t *restrict col, const int8_t *restrict in, int oy, int ox, int in_h, int in_w,
+                         int in_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k4)
+{
+    const int iy0 = oy * sh - pt;
+    const int ix0 = ox * sw - pl;
+    if ((in_c & 3) == 0) {
+        const int32_t zp2 = (int32_t)(((uint32_t)in_zp & 0xFFFFu) | ((uint32_t)in_zp << 16));
+        int32_t *dst = col;
+        for (int ky = 0; ky < kh; ky++) {
+            const int iy = iy0 + ky;
+            for (int kx = 0; kx < kw; kx++) {
+                const int ix = ix0 + kx;
+                if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                    const int8_t *src = in + (iy * in_w + ix) * in_c;
+                    for (int c = 0; c < in_c; c += 4) {
+                        const int32_t v = mk_ld32(src + c);
+                        dst[0] = mk_sxtb16(v);
+                        dst[1] = mk_sxtb16_ror8(v);
+                        dst += 2;
+                    }
+                } else {
+                    for (int c = 0; c < in_c; c += 4) {
+                        dst[0] = zp2;
+                        dst[1] = zp2;
+                        dst += 2;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    int16_t *dst = (int16_t *)col;
+    int k = 0;
+    for (int ky = 0; ky < kh; ky++) {
+        const int iy = iy0 + ky;
+        for (int kx = 0; kx < kw; kx++) {
+            const int ix = ix0 + kx;
+            const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *src = in + (iy * in_w + ix) * in_c;
+            for (int c = 0; c < in_c; c++, k++) {
+                const int j = k & 3;
+                dst[(k & ~3) + ((j & 1) << 1) + (j >> 1)] = (int16_t)(inside ? src[c] : in_zp);
+            }
+        }
+    }
+    for (; k < k4; k++) {
+        const int j = k & 3;
+        dst[(k & ~3) + ((j & 1) << 1) + (j >> 1)] = 0;
+    }
+}
+
+/* ------------------------------------------------------------- dot products */
+
+/* s[ch][px] += w_ch . x_px for 2 channels x 2 pixels over k4 values */
+MK_INLINE void mk_dot_2x2(const int32_t *restrict xa, const int32_t *restrict xb, const int8_t *restrict wa,
+                          const int8_t *restrict wb, int k4, int32_t *s)
+{
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    for (int k = 0; k < k4; k += 4) {
+        const int32_t w0 = mk_ld32(wa + k);
+        const int32_t w1 = mk_ld32(wb + k);
+        const int32_t a0 = xa[0], a1 = xa[1];
+        const int32_t b0 = xb[0], b1 = xb[1];
+        xa += 2;
+        xb += 2;
+        const int32_t w0l = mk_sxtb16(w0), w0h = mk_sxtb16_ror8(w0);
+        const int32_t w1l = mk_sxtb16(w1), w1h = mk_sxtb16_ror8(w1);
+        s00 = mk_smlad(w0l, a0, s00);
+        s01 = mk_smlad(w0l, b0, s01);
+        s10 = mk_smlad(w1l, a0, s10);
+        s11 = mk_smlad(w1l, b0, s11);
+        s00 = mk_smlad(w0h, a1, s00);
+        s01 = mk_smlad(w0h, b1, s01);
+        s10 = mk_smlad(w1h, a1, s10);
+        s11 = mk_smlad(w1h, b1, s11);
+    }
+    s[0] = s00;
+    s[1] = s01;
+    s[2] = s10;
+    s[3] = s11;
+}
+
+/* s[px] += w . x_px for one channel x 2 pixels */
+MK_INLINE void mk_dot_1x2(const int32_t *restrict xa, const int32_t *restrict xb, const int8_t *restrict w, int k4,
+                          int32_t *s)
+{
+    int32_t s0 = s[0], s1 = s[1];
+    for (int k = 0; k < k4; k += 4) {
+        const int32_t wv = mk_ld32(w + k);
+        const int32_t wl = mk_sxtb16(wv), wh = mk_sxtb16_ror8(wv);
+        s0 = mk_smlad(wl, xa[0], s0);
+        s0 = mk_smlad(wh, xa[1], s0);
+        s1 = mk_smlad(wl, xb[0], s1);
+        s1 = mk_smlad(wh, xb[1], s1);
+        xa += 2;
+        xb += 2;
+    }
+    s[0] = s0;
+    s[1] = s1;
+}
+
+MK_INLINE int32_t mk_max32(int32_t a, int32_t b) { return a > b ? a : b; }
+
+/* -------------------------------------------------------------- convolution */
+
+/* Output pixels pa and pb (channel vectors) from their q15 columns ca, cb. */
+MK_INLINE void mk_conv_pixels2(int8_t *pa, int8_t *pb, const int32_t *ca, const int32_t *cb,
+                               const int8_t *restrict w, const mk_chan_t *restrict ch, int out_c, int k4, int out_zp,
+                               int act_min, int act_max, int fast, int lsh)
+{
+    int c = 0;
+    for (; c + 2 <= out_c; c += 2) {
+        int32_t s[4] = {ch[c].bias, ch[c].bias, ch[c + 1].bias, ch[c + 1].bias};
+        mk_dot_2x2(ca, cb, w + c * k4, w + (c + 1) * k4, k4, s);
+        pa[c] = (int8_t)mk_clamp(mk_requant(s[0], &ch[c], fast, lsh, out_zp), act_min, act_max);
+        pb[c] = (int8_t)mk_clamp(mk_requant(s[1], &ch[c], fast, lsh, out_zp), act_min, act_max);
+        pa[c + 1] = (int8_t)mk_clamp(mk_requant(s[2], &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
+        pb[c + 1] = (int8_t)mk_clamp(mk_requant(s[3], &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
+    }
+    if (c < out_c) {
+        int32_t s[2] = {ch[c].bias, ch[c].bias};
+        mk_dot_1x2(ca, cb, w + c * k4, k4, s);
+        pa[c] = (int8_t)mk_clamp(mk_requant(s[0], &ch[c], fast, lsh, out_zp), act_min, act_max);
+        pb[c] = (int8_t)mk_clamp(mk_requant(s[1], &ch[c], fast, lsh, out_zp), act_min, act_max);
+    }
+}
+
+/* One pooled pixel from the 4 columns of its 2x2 window (col holds 4 x k4/2 words). */
+MK_INLINE void mk_conv_pool_pixel(int8_t *restrict dst, const int32_t *col, const int8_t *restrict w,
+                                  const mk_chan_t *restrict ch, int out_c, int k4, int out_zp, int act_min,
+                                  int act_max, int fast, int lsh)
+{
+    const int32_t *c0 = col, *c1 = col + k4 / 2, *c2 = col + k4, *c3 = col + 3 * (k4 / 2);
+    int c = 0;
+    for (; c + 2 <= out_c; c += 2) {
+        const int8_t *wa = w + c * k4, *wb = wa + k4;
+        int32_t s[4] = {ch[c].bias, ch[c].bias, ch[c + 1].bias, ch[c + 1].bias};
+        mk_dot_2x2(c0, c1, wa, wb, k4, s);
+        int32_t m0 = mk_max32(s[0], s[1]), m1 = mk_max32(s[2], s[3]);
+        s[0] = s[1] = ch[c].bias;
+        s[2] = s[3] = ch[c + 1].bias;
+        mk_dot_2x2(c2, c3, wa, wb, k4, s);
+        m0 = mk_max32(m0, mk_max32(s[0], s[1]));
+        m1 = mk_max32(m1, mk_max32(s[2], s[3]));
+        dst[c] = (int8_t)mk_clamp(mk_requant(m0, &ch[c], fast, lsh, out_zp), act_min, act_max);
+        dst[c + 1] = (int8_t)mk_clamp(mk_requant(m1, &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
+    }
+    if (c < out_c) {
+        int32_t s[2] = {ch[c].bias, ch[c].bias};
+        mk_dot_1x2(c0, c1, w + c * k4, k4, s);
+        int32_t m = mk_max32(s[0], s[1]);
+        s[0] = s[1] = ch[c].bias;
+        mk_dot_1x2(c2, c3, w + c * k4, k4, s);
+        m = mk_max32(m, mk_max32(s[0], s[1]));
+        dst[c] = (int8_t)mk_clamp(mk_requant(m, &ch[c], fast, lsh, out_zp), act_min, act_max);
+    }
+}
+
+/*
+ * 2-D convolution, weights (out_c, k4) int8 with k = (ky, kx, ci) padded with zeros to k4.
+ * out_h, out_w are the convolution's output size; with pool=1 a 2x2 stride-2 max-pool is
+ * fused and the output is (out_h/2, out_w/2, out_c). col: 2 (4 with pool) x k4 halfwords.
+ */
+MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
+                       const int8_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int in_c,
+                       int out_h, int out_w, int out_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp,
+                       int out_zp, int act_min, int act_max, int pool, int fast, int lsh)
+{
+    const int k4 = (kh * kw * in_c + 3) & ~3;
+    if (pool) {
+        const int ph = out_h / 2, pw = out_w / 2;
+        for (int py = 0; py < ph; py++) {
+            for (int px = 0; px < pw; px++) {
+                for (int i = 0; i < 4; i++) {
+                    mk_im2col(col + i * (k4 / 2), in, 2 * py + (i >> 1), 2 * px + (i & 1), in_h, in_w, in_c, kh, kw,
+                              sh, sw, pt, pl, in_zp, k4);
+                }
+                mk_conv_pool_pixel(out + (py * pw + px) * out_c, col, w, ch, out_c, k4, out_zp, act_min, act_max,
+                                   fast, lsh);
+            }
+        }
+        return;
+    }
+    const int n = out_h * out_w;
+    int32_t *const cb = col + k4 / 2;
+    int oy = 0, ox = 0;
+    for (int p = 0; p < n; p += 2) {
+        mk_im2col(col, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
+        if (++ox == out_w) {
+            ox = 0;
+            oy++;
+        }
+        if (p + 1 < n) {
+            mk_im2col(cb, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
+            if (++ox == out_w) {
+                ox = 0;
+                oy++;
+            }
+            mk_conv_pixels2(out + p * out_c, out + (p + 1) * out_c, col, cb, w, ch, out_c, k4, out_zp, act_min,
+                            act_max, fast, lsh);
+        } else {
+            /* odd last pixel: compute it twice into a throwaway copy of itself */
+            mk_conv_pixels2(out + p * out_c, out + p * out_c, col, col, w, ch, out_c, k4, out_zp, act_min, act_max,
+                            fast, lsh);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ fully connected */
+
+/* out = requant(W x + bias), W (out_c, k4) int8; the input zero point is folded into the bias.
+ * The input must be readable up to k4 bytes (the arena pads tensors to 4 bytes). */
+MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, const int8_t *restrict w,
+                     const mk_chan_t *restrict ch, int k4, int out_c, int out_zp, int act_min, int act_max, int fast,
+                     int lsh)
+{
+    int c = 0;
+    for (; c + 4 <= out_c; c += 4) {
+        const int8_t *w0 = w + c * k4, *w1 = w0 + k4, *w2 = w1 + k4, *w3 = w2 + k4;
+        int32_t s0 = ch[c].bias, s1 = ch[c + 1].bias, s2 = ch[c + 2].bias, s3 = ch[c + 3].bias;
+        for (int k = 0; k < k4; k += 4) {
+            const int32_t x = mk_ld32(in + k);
+            const int32_t xl = mk_sxtb16(x), xh = mk_sxtb16_ror8(x);
+            int32_t v = mk_ld32(w0 + k);
+            s0 = mk_smlad(mk_sxtb16(v), xl, s0);
+            s0 = mk_smlad(mk_sxtb16_ror8(v), xh, s0);
+            v = mk_ld32(w1 + k);
+            s1 = mk_smlad(mk_sxtb16(v), xl, s1);
+            s1 = mk_smlad(mk_sxtb16_ror8(v), xh, s1);
+            v = mk_ld32(w2 + k);
+            s2 = mk_smlad(mk_sxtb16(v), xl, s2);
+            s2 = mk_smlad(mk_sxtb16_ror8(v), xh, s2);
+            v = mk_ld32(w3 + k);
+            s3 = mk_smlad(mk_sxtb16(v), xl, s3);
+            s3 = mk_smlad(mk_sxtb16_ror8(v), xh, s3);
+        }
+        out[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
+        out[c + 1] = (int8_t)mk_clamp(mk_requant(s1, &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
+        out[c + 2] = (int8_t)mk_clamp(mk_requant(s2, &ch[c + 2], fast, lsh, out_zp), act_min, act_max);
+        out[c + 3] = (int8_t)mk_clamp(mk_requant(s3, &ch[c + 3], fast, lsh, out_zp), act_min, act_max);
+    }
+    for (; c < out_c; c++) {
+        const int8_t *w0 = w + (uint32_t)c * (uint32_t)k4;
+        int32_t s0 = ch[c].bias;
+        for (int k = 0; k < k4; k += 4) {
+            const int32_t x = mk_ld32(in + k);
+            const int32_t v = mk_ld32(w0 + k);
+            s0 = mk_smlad(mk_sxtb16(v), mk_sxtb16(x), s0);
+            s0 = mk_smlad(mk_sxtb16_ror8(v), mk_sxtb16_ror8(x), s0);
+        }
+        out[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
+    }
+}
+
+/* ---------------------------------------------------------- depthwise conv */
+
+/*
+ * Depthwise convolution, weights (kh, kw, out_c) int8, out channel o reads input channel
+ * o / mult. Only the taps inside the input are visited, on (x - in_zp), so padding costs
+ * nothing; four channels share each 32-bit load when mult == 1 and in_c % 4 == 0.
+ */
+MK_INLINE void mk_dwconv(const int8_t *restrict in, int8_t *restrict out, const int8_t *restrict w,
+                         const mk_chan_t *restrict ch, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
+                         int kh, int kw, int sh, int sw, int pt, int pl, int mult, int in_zp, int out_zp, int act_min,
+                         int act_max, int fast, int lsh)
+{
+    const int32_t off2 = (int32_t)(((uint32_t)(-in_zp) & 0xFFFFu) | ((uint32_t)(-in_zp) << 16));
+    for (int oy = 0; oy < out_h; oy++) {
+        const int iy0 = oy * sh - pt;
+        const int ky0 = iy0 < 0 ? -iy0 : 0;
+        const int ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
+        for (int ox = 0; ox < out_w; ox++) {
+            const int ix0 = ox * sw - pl;
+            const int kx0 = ix0 < 0 ? -ix0 : 0;
+            const int kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
+            int8_t *dst = out + (oy * out_w + ox) * out_c;
+            if (mult == 1 && (in_c & 3) == 0) {
+                for (int c = 0; c < out_c; c += 4) {
+                    int32_t s0 = ch[c].bias, s1 = ch[c + 1].bias, s2 = ch[c + 2].bias, s3 = ch[c + 3].bias;
+                    for (int ky = ky0; ky < ky1; ky++) {
+                        const int8_t *src = in + ((iy0 + ky) * in_w + ix0) * in_c + c;
+                        const int8_t *wk = w + ky * kw * out_c + c;
+                        for (int kx = kx0; kx < kx1; kx++) {
+                            const int32_t x = mk_ld32(src + kx * in_c);
+                            const int32_t v = mk_ld32(wk + kx * out_c);
+                            const int32_t x02 = mk_sadd16(mk_sxtb16(x), off2);
+                            const int32_t x13 = mk_sadd16(mk_sxtb16_ror8(x), off2);
+                            const int32_t w02 = mk_sxtb16(v), w13 = mk_sxtb16_ror8(v);
+                            s0 = mk_smlabb(x02, w02, s0);
+                            s2 = mk_smlatt(x02, w02, s2);
+                            s1 = mk_smlabb(x13, w13, s1);
+                            s3 = mk_smlatt(x13, w13, s3);
+                        }
+                    }
+                    dst[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
+                    dst[c + 1] = (int8_t)mk_clamp(mk_requant(s1, &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
+                    dst[c + 2] = (int8_t)mk_clamp(mk_requant(s2, &ch[c + 2], fast, lsh, out_zp), act_min, act_max);
+                    dst[c + 3] = (int8_t)mk_clamp(mk_requant(s3, &ch[c + 3], fast, lsh, out_zp), act_min, act_max);
+                }
+                continue;
+            }
+            for (int o = 0; o < out_c; o++) {
+                const int ci = o / mult;
+                int32_t s = ch[o].bias;
+                for (int ky = ky0; ky < ky1; ky++) {
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const int32_t x = in[((iy0 + ky) * in_w + ix0 + kx) * in_c + ci] - in_zp;
+                        s += x * w[(ky * kw + kx) * out_c + o];
+                    }
+                }
+                dst[o] = (int8_t)mk_clamp(mk_requant(s, &ch[o], fast, lsh, out_zp), act_min, act_max);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+/* Max pool; padded positions never win. act_min/act_max clamp the result. */
+MK_INLINE void mk_maxpool(const int8_t *restrict in, int8_t *restrict out, int in_h, int in_w, int c, int out_h,
+                          int out_w, int kh, int kw, int sh, int sw, int pt, int pl, int act_min, int act_max)
+{
+    for (int oy = 0; oy < out_h; oy++) {
+        const int iy0 = oy * sh - pt;
+        const int ky0 = iy0 < 0 ? -iy0 : 0;
+        const int ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
+        for (int ox = 0; ox < out_w; ox++) {
+            const int ix0 = ox * sw - pl;
+            const int kx0 = ix0 < 0 ? -ix0 : 0;
+            const int kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
+            int8_t *dst = out + (oy * out_w + ox) * c;
+            const int8_t *first = in + ((iy0 + ky0) * in_w + ix0 + kx0) * c;
+            int i = 0;
+            if ((c & 3) == 0) {
+                for (; i < c; i += 4) {
+                    int32_t m = mk_ld32(first + i);
+                    for (int ky = ky0; ky < ky1; ky++) {
+                        for (int kx = kx0; kx < kx1; kx++) {
+                            m = mk_max_s8x4(m, mk_ld32(in + ((iy0 + ky) * in_w + ix0 + kx) * c + i));
+                        }
+                    }
+                    mk_st32(dst + i, m);
+                }
+            }
+            for (; i < c; i++) {
+                int32_t m = first[i];
+                for (int ky = ky0; ky < ky1; ky++) {
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        m = mk_max32(m, in[((iy0 + ky) * in_w + ix0 + kx) * c + i]);
+                    }
+                }
+                dst[i] = (int8_t)m;
+            }
+            if (act_min > -128 || act_max < 127) {
+                for (i = 0; i < c; i++) {
+                    dst[i] = (int8_t)mk_clamp(dst[i], act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
+/* Average pool (padding counts as zero, i.e. count_include_pad) and global average pool
+ * (kernel = input size): sum of (x - in_zp) over the window, requantized by mult/shift that
+ * include 1/count. */
+MK_INLINE void mk_avgpool(const int8_t *restrict in, int8_t *restrict out, int in_h, int in_w, int c, int out_h,
+                          int out_w, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp,
+                          int32_t mult, int32_t shift, int act_min, int act_max)
+{
+    for (int oy = 0; oy < out_h; oy++) {
+        const int iy0 = oy * sh - pt;
+        const int ky0 = iy0 < 0 ? -iy0 : 0;
+        const int ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
+        for (int ox = 0; ox < out_w; ox++) {
+            const int ix0 = ox * sw - pl;
+            const int kx0 = ix0 < 0 ? -ix0 : 0;
+            const int kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
+            const int count = (ky1 - ky0) * (kx1 - kx0);
+            int8_t *dst = out + (oy * out_w + ox) * c;
+            for (int i = 0; i < c; i++) {
+                int32_t s = -in_zp * count;
+                for (int ky = ky0; ky < ky1; ky++) {
+                    const int8_t *row = in + ((iy0 + ky) * in_w + ix0) * c + i;
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        s += row[kx * c];
+                    }
+                }
+                dst[i] = (int8_t)mk_clamp(mk_mbqm(s, mult, shift) + out_zp, act_min, act_max);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------- add */
+
+/* Elementwise add with its own rescale (TFLite int8 ADD). */
+MK_INLINE void mk_add(const int8_t *restrict a, const int8_t *restrict b, int8_t *restrict out, int n, int zp_a,
+                      int zp_b, int out_zp, int32_t mult_a, int32_t shift_a, int32_t mult_b, int32_t shift_b,
+                      int32_t mult_out, int32_t shift_out, int left_shift, int act_min, int act_max)
+{
+    for (int i = 0; i < n; i++) {
+        const int32_t x = (int32_t)((uint32_t)(a[i] - zp_a) << left_shift);
+        const int32_t y = (int32_t)((uint32_t)(b[i] - zp_b) << left_shift);
+        const int32_t sum = mk_mbqm(x, mult_a, shift_a) + mk_mbqm(y, mult_b, shift_b);
+        out[i] = (int8_t)mk_clamp(mk_mbqm(sum, mult_out, shift_out) + out_zp, act_min, act_max);
+    }
+}
+
+#endif /* MK_KERNELS_H */

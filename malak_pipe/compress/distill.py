@@ -1,0 +1,170 @@
+"""Knowledge distillation (Hinton et al. 2015) with optional FitNets feature hints.
+
+    distiller = KnowledgeDistiller(DistillConfig(alpha=0.7, temperature=4.0))
+    distiller.fit(student, teacher, data, FitSettings(epochs=10))
+
+The loss on a batch (x, y), with student logits s, teacher logits t and temperature T::
+
+    alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y)
+        + sum over hints h of weight_h * MSE(adapter_h(student_feature_h), teacher_feature_h)
+
+KL is ``F.kl_div(log_softmax(s/T), softmax(t/T), reduction="batchmean")``: the teacher's
+distribution is the target, the student's log-probabilities the input, summed over classes
+and averaged over the batch. T^2 keeps the soft-target gradients on the scale of the hard
+ones when T changes. The teacher is frozen (eval mode, no gradients); it may be an int8 model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from malak_pipe.compress.configs import DistillConfig, FeatureHint
+from malak_pipe.errors import ConfigError
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    alpha: float,
+    temperature: float,
+) -> torch.Tensor:
+    """alpha * T^2 * KL(p_teacher^T || p_student^T) (batchmean) + (1 - alpha) * CE(student, targets)."""
+    soft = F.kl_div(
+        F.log_softmax(student_logits / temperature, dim=1),
+        F.softmax(teacher_logits / temperature, dim=1),
+        reduction="batchmean",
+    )
+    hard = F.cross_entropy(student_logits, targets)
+    return alpha * temperature**2 * soft + (1.0 - alpha) * hard
+
+
+class _FeatureTap:
+    """Keeps the latest output of named layers (forward hooks) until removed."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str], role: str):
+        modules = dict(model.named_modules())
+        missing = [name for name in names if name not in modules]
+        if missing:
+            raise ConfigError(
+                f"the {role} has no layer named {missing}",
+                path=f"hints.{role}_layer",
+                hint=f"use module paths from {role}.named_modules(), e.g. {list(modules)[1:6]}",
+            )
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.handles = [modules[name].register_forward_hook(self._hook(name)) for name in names]
+
+    def _hook(self, name: str) -> Any:
+        def hook(_layer: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            self.outputs[name] = output.dequantize() if output.is_quantized else output
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _adapter(student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Module:
+    """1x1 conv (feature maps) or linear (vectors) from student to teacher channels."""
+    if len(student_shape) == 4 and len(teacher_shape) == 4:
+        return nn.Conv2d(student_shape[1], teacher_shape[1], kernel_size=1, bias=False)
+    if len(student_shape) == 2 and len(teacher_shape) == 2:
+        return nn.Linear(student_shape[1], teacher_shape[1], bias=False)
+    raise ConfigError(
+        f"a hint needs features of the same rank, got student {tuple(student_shape)} and teacher "
+        f"{tuple(teacher_shape)}",
+        path="hints",
+        hint="pair two conv feature maps (N,C,H,W) or two vectors (N,F)",
+    )
+
+
+def _hint_loss(adapted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if adapted.dim() == 4 and adapted.shape[-2:] != target.shape[-2:]:
+        adapted = F.adaptive_avg_pool2d(adapted, target.shape[-2:])
+    return F.mse_loss(adapted, target)
+
+
+class _Trainee(nn.Module):
+    """The student plus its hint adapters, so one optimizer trains both."""
+
+    def __init__(self, student: nn.Module, adapters: nn.ModuleList):
+        super().__init__()
+        self.student = student
+        self.adapters = adapters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+
+class KnowledgeDistiller:
+    """Trains a student against a frozen teacher, driven by a :class:`DistillConfig`."""
+
+    def __init__(self, config: DistillConfig | None = None):
+        self.config = config or DistillConfig()
+
+    def loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The Hinton KD loss with this config's alpha and temperature."""
+        return kd_loss(
+            student_logits, teacher_logits, targets, alpha=self.config.alpha, temperature=self.config.temperature
+        )
+
+    def fit(self, student: nn.Module, teacher: nn.Module, data: Any, settings: Any, *, progress: Any = None) -> Any:
+        """Distill ``teacher`` into ``student`` (trained in place); returns the FitResult."""
+        from malak_pipe.training import fit
+
+        hints: tuple[FeatureHint, ...] = self.config.hints
+        student_tap = _FeatureTap(student, [h.student_layer for h in hints], "student")
+        teacher_tap = _FeatureTap(teacher, [h.teacher_layer for h in hints], "teacher")
+        teacher.eval()
+        trainable = [param for param in teacher.parameters() if param.requires_grad]
+        for param in trainable:
+            param.requires_grad_(False)
+        try:
+            adapters = self._adapters(student, teacher, student_tap, teacher_tap, data.input_shape)
+            trainee = _Trainee(student, adapters)
+
+            def loss_fn(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                with torch.no_grad():
+                    teacher_logits = teacher(x)
+                student_logits = module(x)
+                loss = self.loss(student_logits, teacher_logits, y)
+                for hint, adapter in zip(hints, module.adapters, strict=True):
+                    adapted = adapter(student_tap.outputs[hint.student_layer])
+                    loss = loss + hint.weight * _hint_loss(adapted, teacher_tap.outputs[hint.teacher_layer])
+                return loss, student_logits
+
+            return fit(trainee, data, settings, loss_fn=loss_fn, progress=progress)
+        finally:
+            student_tap.remove()
+            teacher_tap.remove()
+            for param in trainable:
+                param.requires_grad_(True)
+
+    def _adapters(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        student_tap: _FeatureTap,
+        teacher_tap: _FeatureTap,
+        input_shape: Sequence[int],
+    ) -> nn.ModuleList:
+        if not self.config.hints:
+            return nn.ModuleList()
+        probe = torch.zeros((2, *input_shape))
+        was_training = student.training
+        student.eval()
+        with torch.no_grad():
+            student(probe)
+            teacher(probe)
+        student.train(was_training)
+        return nn.ModuleList(
+            _adapter(student_tap.outputs[h.student_layer].shape, teacher_tap.outputs[h.teacher_layer].shape)
+            for h in self.config.hints
+        )

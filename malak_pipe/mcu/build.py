@@ -1,0 +1,185 @@
+"""Build the firmware: arm-none-eabi-gcc, the budget check, arm-none-eabi-size and a memory report.
+
+The budget is checked twice: before linking, with what the generated plan already fixes
+(parameters in flash; activation arena plus stack in RAM), so a model that cannot fit fails
+with the numbers and the amount over; and after linking, with the real section sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from malak_pipe.errors import StageFailed, StageSkipped
+from malak_pipe.mcu.files import firmware_root
+from malak_pipe.mcu.target import TargetConfig
+
+INSTALL_HINT = "install the Arm GNU toolchain: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
+RUNTIME_SOURCES = ("src/main.c", "src/startup_cm7.c", "src/semihost.c")
+FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
+RAM_SECTIONS = (".data", ".bss", ".stack")
+IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Compiler settings of a firmware build."""
+
+    opt_level: str = "-O3"
+    stack_bytes: int = 4096
+    extra_cflags: tuple[str, ...] = ()
+
+
+def arm_tool(name: str) -> str:
+    """Path of an arm-none-eabi tool; StageSkipped with the install hint when absent."""
+    found = shutil.which(f"arm-none-eabi-{name}")
+    if found is None:
+        raise StageSkipped(f"arm-none-eabi-{name} is not on PATH: {INSTALL_HINT}", missing_tool=True)
+    return found
+
+
+def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
+    flags = [f"-mcpu={target.cpu}", "-mthumb", f"-mfloat-abi={target.float_abi}"]
+    if target.float_abi != "soft":
+        flags.append(f"-mfpu={target.fpu}")
+    flags += [options.opt_level, "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+    flags += ["-fno-strict-aliasing", f"-DMK_TIMER_{target.timer.upper()}", *options.extra_cflags]
+    return flags
+
+
+def _run(command: list[str], log: Path, what: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    with open(log, "a") as handle:
+        handle.write("$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n")
+    if result.returncode != 0:
+        raise StageFailed(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}", path=str(log))
+    return result.stdout
+
+
+def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
+    """StageFailed naming the numbers when flash or RAM exceeds the target's budget."""
+    over = []
+    if flash > target.flash_bytes:
+        over.append(f"flash {flash} B > {target.flash_bytes} B budget ({flash - target.flash_bytes} B over)")
+    if ram > target.ram_bytes:
+        over.append(f"RAM {ram} B > {target.ram_bytes} B budget ({ram - target.ram_bytes} B over)")
+    if over:
+        raise StageFailed(
+            f"the model does not fit target '{target.name}' {when}: " + "; ".join(over),
+            path="target",
+            hint="pick a larger target, a narrower model (model.width_mult), prune, or lower stack_bytes",
+        )
+
+
+def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
+    """Compile and link ``sources`` (a codegen directory) into ``out_dir``/firmware.elf; the memory report."""
+    gcc = arm_tool("gcc")
+    size_tool, nm_tool = arm_tool("size"), arm_tool("nm")
+    plan = json.loads((sources / "plan.json").read_text())
+    check_budget(
+        target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
+    )
+    root = firmware_root()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "build.log"
+    log.write_text("")
+    flags = cflags(target, options) + [f"-I{root / 'include'}", f"-I{sources}"]
+    objects = []
+    for source in [sources / "model.c", sources / "model_data.c", *(root / s for s in RUNTIME_SOURCES)]:
+        obj = out_dir / (source.stem + ".o")
+        _run([gcc, *flags, "-c", str(source), "-o", str(obj)], log, f"compiling {source.name}")
+        objects.append(str(obj))
+    elf = out_dir / "firmware.elf"
+    link = [gcc, *cflags(target, options), "-nostartfiles", "--specs=nano.specs", f"-L{root / 'ld'}"]
+    link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
+    link += [f"-Wl,-Map={out_dir / 'firmware.map'}", *objects, "-o", str(elf)]
+    _run(link, log, "linking")
+    sections = parse_size_a(_run([size_tool, "-A", str(elf)], log, "arm-none-eabi-size"))
+    symbols = parse_nm(_run([nm_tool, "-S", "--size-sort", str(elf)], log, "arm-none-eabi-nm"))
+    report = memory_report(plan, sections, symbols, target, options)
+    (out_dir / "memory.json").write_text(json.dumps(report, indent=1))
+    (out_dir / "memory.txt").write_text(format_report(report))
+    check_budget(target, report["flash_bytes"], report["ram_bytes"], "(after linking)")
+    return report
+
+
+def parse_size_a(text: str) -> dict[str, int]:
+    """Section sizes from ``arm-none-eabi-size -A``."""
+    sections = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
+    return sections
+
+
+def parse_nm(text: str) -> dict[str, int]:
+    """Symbol sizes from ``arm-none-eabi-nm -S``."""
+    symbols = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            symbols[parts[3]] = int(parts[1], 16)
+    return symbols
+
+
+def memory_report(plan: dict, sections: dict[str, int], symbols: dict[str, int], target: TargetConfig,
+                  options: BuildOptions) -> dict:
+    """Flash and RAM split the way X-CUBE-AI reports them, plus MACs per layer."""
+    flash = sum(sections.get(s, 0) for s in FLASH_SECTIONS)
+    ram = sum(sections.get(s, 0) for s in RAM_SECTIONS)
+    code = sections.get(".isr_vector", 0) + sections.get(".text", 0) + sections.get(".ARM.exidx", 0)
+    return {
+        "target": target.name,
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "flash_budget_bytes": target.flash_bytes,
+        "ram_budget_bytes": target.ram_bytes,
+        "param_bytes": plan["param_bytes"],
+        "arena_bytes": plan["arena"]["arena_bytes"],
+        "arena_lower_bound_bytes": plan["arena"]["lower_bound_bytes"],
+        "code_bytes": code,
+        "other_rodata_bytes": sections.get(".rodata", 0) - plan["param_bytes"],
+        "data_bytes": sections.get(".data", 0),
+        "bss_bytes": sections.get(".bss", 0),
+        "stack_bytes": sections.get(".stack", options.stack_bytes),
+        "io_buffer_bytes": sum(symbols.get(s, 0) for s in IO_SYMBOLS),
+        "macs": plan["macs"],
+        "sections": sections,
+        "layers": [
+            {k: layer[k] for k in ("index", "name", "kernel", "macs", "param_bytes", "scratch_bytes")}
+            for layer in plan["layers"]
+        ],
+    }
+
+
+def format_report(report: dict) -> str:
+    """The memory report as text."""
+    kib = 1024.0
+    lines = [
+        f"target {report['target']}",
+        f"flash  {report['flash_bytes']:>10} B ({report['flash_bytes'] / kib:.1f} KiB of "
+        f"{report['flash_budget_bytes'] / kib:.0f} KiB)",
+        f"  weights/params {report['param_bytes']:>10} B",
+        f"  code           {report['code_bytes']:>10} B",
+        f"  other rodata   {report['other_rodata_bytes']:>10} B",
+        f"  data (init)    {report['data_bytes']:>10} B",
+        f"ram    {report['ram_bytes']:>10} B ({report['ram_bytes'] / kib:.1f} KiB of "
+        f"{report['ram_budget_bytes'] / kib:.0f} KiB)",
+        f"  activations    {report['arena_bytes']:>10} B (arena; lower bound {report['arena_lower_bound_bytes']} B)",
+        f"  io buffers     {report['io_buffer_bytes']:>10} B (runner records; input/output tensors are in the arena)",
+        f"  other bss/data {report['bss_bytes'] + report['data_bytes'] - report['arena_bytes']:>10} B",
+        f"  stack          {report['stack_bytes']:>10} B (reserved)",
+        f"macs   {report['macs']:>10}",
+        "",
+        f"{'#':>3} {'layer':<40} {'kernel':<8} {'MACs':>10} {'params B':>9} {'scratch B':>9}",
+    ]
+    for layer in report["layers"]:
+        lines.append(
+            f"{layer['index']:>3} {layer['name'][:40]:<40} {layer['kernel']:<8} {layer['macs']:>10} "
+            f"{layer['param_bytes']:>9} {layer['scratch_bytes']:>9}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,57 @@
+"""The ``data`` stage: load a dataset into memory and split it into train / val / test.
+
+Its config is the ``data`` group (conf/data/*.yaml), wired as ``config: ${data}``. The source
+fingerprint (a hash of the dataset's files, or of its generating parameters) enters the cache
+key, so changed files on disk invalidate the cached node.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from malak_pipe.data.config import DataConfig
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+
+
+class DataStageConfig(StageConfig, DataConfig):
+    """The fields of :class:`malak_pipe.data.DataConfig`, frozen and strict like every stage config."""
+
+
+def to_data_config(cfg: DataStageConfig) -> DataConfig:
+    """The library's DataConfig with the same values (what the dataset artifact records)."""
+    return DataConfig(**cfg.model_dump())
+
+
+class Data(Stage):
+    """Load, split and normalize a dataset; its artifact re-materializes it downstream."""
+
+    name = "data"
+    version = 1
+    Config = DataStageConfig
+    inputs = {}
+    outputs = {"dataset": "dataset"}
+    description = "load a dataset (digits, fashion_mnist, cifar10, synthetic) and split train/val/test"
+
+    @classmethod
+    def source_fingerprint(cls, cfg: StageConfig) -> str | None:
+        from malak_pipe.data.readers import source_fingerprint
+
+        return source_fingerprint(to_data_config(cast(DataStageConfig, cfg)))
+
+    def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
+        from malak_pipe.data import load_dataset
+
+        dataset = load_dataset(to_data_config(cast(DataStageConfig, cfg)))
+        ctx.save("dataset", dataset)
+        sizes = dataset.sizes()
+        ctx.log(f"{dataset.name}: {sizes['train']} train, {sizes['val']} val, {sizes['test']} test")
+        return StageResult(
+            metrics={
+                "n_train": sizes["train"],
+                "n_val": sizes["val"],
+                "n_test": sizes["test"],
+                "num_classes": dataset.num_classes,
+                "input_shape": list(dataset.input_shape),
+                "fingerprint": dataset.fingerprint,
+            }
+        )

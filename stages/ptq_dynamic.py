@@ -1,0 +1,68 @@
+"""The ``ptq_dynamic`` stage: int8 weights for Linear/LSTM/GRU layers, no calibration.
+
+Dynamic quantization converts only layers with dynamic int8 kernels (Linear, LSTM, GRU); on
+conv nets they hold little of the weights, so the stage reports
+``quantizable_param_fraction`` and warns when it is small (use ptq_static or qat there).
+Size is the real serialized size of the int8 state (``size_bytes``) and
+``compression_vs_input`` its ratio to the input model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from malak_pipe.compress.configs import DynamicPTQConfig
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+
+from ._compress import reference_metrics, standard_metrics
+
+LOW_FRACTION = 0.5
+
+
+class PTQDynamicConfig(StageConfig, DynamicPTQConfig):
+    """The fields of :class:`malak_pipe.compress.DynamicPTQConfig` (backend, layers)."""
+
+
+class PTQDynamic(Stage):
+    """Dynamic post-training quantization of Linear/LSTM/GRU weights to int8."""
+
+    name = "ptq_dynamic"
+    version = 1
+    Config = PTQDynamicConfig
+    inputs = {"model": "torch_model", "data": "dataset", "baseline": "torch_model"}
+    optional_inputs = frozenset({"baseline"})
+    outputs = {"model": "torch_model_int8"}
+    description = "dynamic int8 quantization of Linear/LSTM/GRU weights"
+
+    def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
+        from malak_pipe.compress import DynamicPTQ, QuantizedModelArtifact
+        from malak_pipe.models import count_macs, count_parameters, serialized_bytes
+
+        cfg = cast(PTQDynamicConfig, cfg)
+        data = ctx.load("data")
+        source = ctx.load("model")
+        quantizer = DynamicPTQ(DynamicPTQConfig(**cfg.model_dump()))
+        int8 = quantizer.quantize(source.module)
+        recipe = quantizer.recipe(source.module, data.input_shape)
+        ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        fraction = quantizer.quantizable_fraction(source.module)
+        size_metrics = {
+            "params": count_parameters(source.module),
+            "macs": count_macs(source.module, data.input_shape),
+            "size_bytes": serialized_bytes(int8),
+        }
+        metrics: dict[str, Any] = standard_metrics(
+            ctx,
+            data,
+            int8,
+            size_metrics=size_metrics,
+            input_metrics=reference_metrics(ctx, "model", source.module, data),
+        )
+        metrics["quantizable_param_fraction"] = fraction
+        warnings = []
+        if fraction < LOW_FRACTION:
+            warnings.append(
+                f"only {fraction:.1%} of the parameters are in {list(cfg.layers)} layers, the only ones "
+                "dynamic quantization converts; use ptq_static or qat for conv nets"
+            )
+        return StageResult(metrics=metrics, warnings=warnings)

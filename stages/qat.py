@@ -1,0 +1,73 @@
+"""The ``qat`` stage: quantization-aware fine-tuning of the FP32 input, then int8 conversion.
+
+prepare (fuse conv-bn(-relu) into QAT modules, insert fake-quantizers) -> train with
+``finetune`` (FitSettings; best epoch chosen on val) -> convert to int8. Observers freeze
+after ``freeze_observers_after_epoch`` epochs and BN statistics after
+``freeze_bn_after_epoch`` (null: never). Reports the FP32 input's accuracy
+(``input_test_top1``) next to the int8 result (``test_top1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from malak_pipe.compress.configs import QATConfig
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+from malak_pipe.training.settings import FitSettings
+
+from ._compress import reference_metrics, smoke_warnings, standard_metrics
+
+
+class QATStageConfig(StageConfig, QATConfig):
+    """The fields of :class:`malak_pipe.compress.QATConfig` plus the fine-tuning settings."""
+
+    finetune: FitSettings = FitSettings(epochs=3, lr=1e-4)
+
+
+class QAT(Stage):
+    """Quantization-aware training of the input model, converted to int8 at the end."""
+
+    name = "qat"
+    version = 1
+    Config = QATStageConfig
+    inputs = {"model": "torch_model", "data": "dataset", "baseline": "torch_model"}
+    optional_inputs = frozenset({"baseline"})
+    outputs = {"model": "torch_model_int8"}
+    description = "quantization-aware training, then int8 conversion"
+
+    def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
+        from malak_pipe.compress import QAT as QATQuantizer
+        from malak_pipe.compress import QuantizedModelArtifact
+        from malak_pipe.models import count_macs, count_parameters, serialized_bytes
+        from malak_pipe.training import total_steps
+
+        cfg = cast(QATStageConfig, cfg)
+        data = ctx.load("data")
+        source = ctx.load("model")
+        input_metrics = reference_metrics(ctx, "model", source.module, data)
+        quantizer = QATQuantizer(QATConfig(**cfg.model_dump(include=set(QATConfig.model_fields))))
+        prepared = quantizer.prepare(source.module)
+        with ctx.progress(total_steps(data, cfg.finetune), "qat") as bar:
+            fit_result = quantizer.train(prepared, data, cfg.finetune, progress=bar)
+        int8 = quantizer.convert(prepared)
+        recipe = quantizer.recipe(source.module, data.input_shape)
+        ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        size_metrics = {
+            "params": count_parameters(source.module),
+            "macs": count_macs(source.module, data.input_shape),
+            "size_bytes": serialized_bytes(int8),
+        }
+        metrics: dict[str, Any] = standard_metrics(
+            ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics
+        )
+        metrics.update(
+            {
+                "input_test_top1": input_metrics["test_top1"],
+                "fake_quant_best_val_top1": fit_result.best_val_top1,
+                "best_epoch": fit_result.best_epoch,
+                "epochs": cfg.finetune.epochs,
+                "loss_curve": fit_result.loss_curve,
+                "val_curve": fit_result.val_curve,
+            }
+        )
+        return StageResult(metrics=metrics, warnings=smoke_warnings(cfg.finetune))

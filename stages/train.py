@@ -1,0 +1,82 @@
+"""The ``train`` stage: build the configured model and train the FP32 baseline.
+
+Config (conf/stage/train/default.yaml): ``model`` (the model group, a ModelConfig), ``seed``
+and the fields of :class:`malak_pipe.training.FitSettings`. The checkpoint is chosen on the
+validation split; the test split is only evaluated at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from malak_pipe.errors import ConfigError
+from malak_pipe.models.config import ModelConfig
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+from malak_pipe.training.settings import FitSettings
+
+
+class TrainConfig(StageConfig, FitSettings):
+    """FitSettings plus the architecture to train."""
+
+    model: ModelConfig
+
+
+def check_model_fits_data(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """ConfigError when a built-in model's shape fields disagree with the dataset's."""
+    if model.name == "factory":
+        return
+    expected = {"in_channels": input_shape[0], "num_classes": num_classes}
+    if model.name == "simple_cnn":
+        expected["image_size"] = input_shape[1]
+    for field, value in expected.items():
+        if getattr(model, field) != value:
+            raise ConfigError(
+                f"model.{field} is {getattr(model, field)} but the dataset has {value}",
+                path=f"model.{field}",
+                hint=f"leave model.{field} to follow the data group (${{data...}}) or set it to {value}",
+            )
+
+
+class Train(Stage):
+    """Train a model from scratch on the dataset; keep the best epoch by val top-1."""
+
+    name = "train"
+    version = 1
+    Config = TrainConfig
+    inputs = {"data": "dataset"}
+    outputs = {"model": "torch_model"}
+    description = "train the FP32 baseline (best epoch chosen on the val split)"
+
+    def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
+        from malak_pipe.models import ModelArtifact, build_model, model_metrics
+        from malak_pipe.training import evaluate, fit, seed_everything, total_steps
+
+        cfg = cast(TrainConfig, cfg)
+        data = ctx.load("data")
+        check_model_fits_data(cfg.model, data.input_shape, data.num_classes)
+        settings = FitSettings(**cfg.model_dump(exclude={"model"}))
+        seed_everything(settings.seed)
+        module = build_model(cfg.model)
+        with ctx.progress(total_steps(data, settings), "train") as bar:
+            result = fit(module, data, settings, progress=bar)
+        test = evaluate(module, data, "test")
+        val_top1 = evaluate(module, data, "val").top1 if len(data.val) else None
+        ctx.save("model", ModelArtifact(config=cfg.model, module=module))
+        ctx.log(f"best epoch {result.best_epoch}/{settings.epochs}: val {val_top1}, test {test.top1:.4f}")
+        metrics: dict[str, Any] = {
+            "val_top1": val_top1,
+            "test_top1": test.top1,
+            "test_loss": test.loss,
+            "test_per_class_top1": test.per_class_top1,
+            "best_epoch": result.best_epoch,
+            "epochs": settings.epochs,
+            **model_metrics(module, data.input_shape),
+            "train_seconds": result.train_seconds,
+            "samples_per_second": result.samples_per_second,
+            "loss_curve": result.loss_curve,
+            "val_curve": result.val_curve,
+        }
+        warnings = []
+        if settings.max_batches_per_epoch is not None:
+            warnings.append(f"smoke run: epochs cut to {settings.max_batches_per_epoch} batches")
+        return StageResult(metrics=metrics, warnings=warnings)
