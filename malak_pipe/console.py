@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -70,7 +71,7 @@ class _PlainProgress:
             self._last = now
             extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
             of = f"/{self.total}" if self.total else ""
-            self.console.print(f"  [{self.node}] {self.description} {self.done}{of} {extra}".rstrip())
+            self.console.print(escape(f"  [{self.node}] {self.description} {self.done}{of} {extra}".rstrip()))
 
 
 class _RichProgress:
@@ -119,7 +120,7 @@ class RunConsole:
             table.add_column(column)
         for name, st in self.states.items():
             style = STATUS_STYLE[st["status"]]
-            table.add_row(name, st["stage"], f"[{style}]{st['status']}[/]", st["time"], st["info"])
+            table.add_row(name, st["stage"], f"[{style}]{st['status']}[/]", st["time"], escape(st["info"]))
         return Group(table, self._progress)
 
     def _refresh(self) -> None:
@@ -132,7 +133,7 @@ class RunConsole:
         if self.live_enabled:
             self._refresh()
         else:
-            self.console.print(f"[{name}] running ({self.states[name]['stage']})")
+            self.console.print(escape(f"[{name}] running ({self.states[name]['stage']})"))
 
     def node_finished(self, name: str, status: str, seconds: float, metrics: dict[str, Any], note: str = "") -> None:
         st = self.states[name]
@@ -141,13 +142,14 @@ class RunConsole:
             self._refresh()
         else:
             style = STATUS_STYLE[status]
-            self.console.print(f"[{name}] [{style}]{status}[/] {seconds:.2f}s {st['info']}".rstrip())
+            detail = escape(st["info"])
+            self.console.print(f"{escape(f'[{name}]')} [{style}]{status}[/] {seconds:.2f}s {detail}".rstrip())
 
     def log(self, node: str, message: str) -> None:
-        self.console.print(f"  [{node}] {message}")
+        self.console.print(escape(f"  [{node}] {message}"))
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}")
+        self.console.print(f"[yellow]warning:[/] {escape(message)}")
 
     @contextlib.contextmanager
     def progress(self, node: str, total: int | None, description: str) -> Iterator[Any]:
@@ -170,7 +172,7 @@ class RunConsole:
         for name, res in results.items():
             style = STATUS_STYLE[res.status]
             detail = res.reason or res.error or key_metrics(res.metrics, limit=4)
-            table.add_row(name, res.stage, f"[{style}]{res.status}[/]", f"{res.duration_s:.2f}s", detail)
+            table.add_row(name, res.stage, f"[{style}]{res.status}[/]", f"{res.duration_s:.2f}s", escape(detail))
         self.console.print(table)
 
     def plan(self, rows: list[tuple[str, str, str, str, str]]) -> None:

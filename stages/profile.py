@@ -11,7 +11,8 @@ Each variant is timed at every (batch size, threads) setting: ``warmup`` untimed
 ``runs`` timed calls; median, p90, mean, std, throughput and the speed-up against
 ``torch_fp32`` at the same setting. ``metrics["latency"]`` holds the first setting (by default
 batch 1, one thread); the ``report`` artifact (JSON) holds every setting and the per-layer
-tables. Timings depend on what else the machine runs: compare numbers from one run.
+tables. ``metrics["memory"]`` holds each variant's load / inference / peak resident memory (MB),
+measured in a fresh process per variant (:mod:`malak_pipe.deploy.memprobe`). Timings depend on what else the machine runs: compare numbers from one run.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 TORCH_INPUTS = {"torch_fp32": "torch_model", "pruned": "torch_model", "distilled": "torch_model"}
 TORCH_INT8_INPUTS = {"torch_int8": "torch_model_int8", "pruned_int8": "torch_model_int8"}
 ONNX_INPUTS = {"onnx_fp32": "onnx_model", "onnx_int8": "onnx_model_int8", "onnx_int8_qop": "onnx_model_int8"}
-LATENCY_KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "throughput_per_s", "speedup_vs_torch_fp32",
-                "peak_rss_delta_mb")
+LATENCY_KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "throughput_per_s", "speedup_vs_torch_fp32")
 
 
 class ProfileConfig(StageConfig):
@@ -40,6 +40,8 @@ class ProfileConfig(StageConfig):
     per_layer: bool = True
     per_layer_runs: PositiveInt = 20
     top_layers: PositiveInt = 10
+    memory: bool = True
+    memory_runs: PositiveInt = 20
 
 
 def collect_variants(ctx: StageContext) -> list[Any]:
@@ -50,11 +52,24 @@ def collect_variants(ctx: StageContext) -> list[Any]:
     variants = []
     for name in TORCH_INPUTS:
         if ctx.has_input(name):
-            variants.append(ModelVariant(name, "torch", ctx.load(name).module))
+            variants.append(
+                ModelVariant(
+                    name, "torch", ctx.load(name).module, path=ctx.input_path(name), artifact_type=TORCH_INPUTS[name]
+                )
+            )
     for name in TORCH_INT8_INPUTS:
         if ctx.has_input(name):
             artifact = ctx.load(name)
-            variants.append(ModelVariant(name, "torch", artifact.module, engine=engine_of(artifact)))
+            variants.append(
+                ModelVariant(
+                    name,
+                    "torch",
+                    artifact.module,
+                    engine=engine_of(artifact),
+                    path=ctx.input_path(name),
+                    artifact_type=TORCH_INT8_INPUTS[name],
+                )
+            )
     for name in ONNX_INPUTS:
         if ctx.has_input(name):
             variants.append(ModelVariant(name, "onnx", ctx.load(name).path))
@@ -95,6 +110,16 @@ def layer_tables(cfg: ProfileConfig, variants: list[Any], shape: tuple[int, ...]
     return tables
 
 
+def memory_table(cfg: ProfileConfig, variants: list[Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """Load / inference / peak RSS (MB) of every variant, each in a fresh process."""
+    from malak_pipe.deploy.profiler import peak_memory
+
+    return {
+        v.name: peak_memory(v, shape, batch_size=cfg.batch_sizes[0], threads=cfg.threads[0], runs=cfg.memory_runs)
+        for v in variants
+    }
+
+
 class Profile(Stage):
     """Time every wired model variant; per-layer tables; peak memory; speed-ups vs torch FP32."""
 
@@ -122,19 +147,34 @@ class Profile(Stage):
             rows = []
             for batch in cfg.batch_sizes:
                 for threads in cfg.threads:
-                    rows += profile_variants(variants, shape, batch_sizes=[batch], threads=[threads],
-                                             warmup=cfg.warmup, runs=cfg.runs)
+                    rows += profile_variants(
+                        variants, shape, batch_sizes=[batch], threads=[threads], warmup=cfg.warmup, runs=cfg.runs
+                    )
                     bar.advance(len(variants))
         table = [row.as_dict() for row in rows]
         default = [r for r in table if r["batch_size"] == cfg.batch_sizes[0] and r["threads"] == cfg.threads[0]]
         latency = {r["variant"]: {k: r.get(k) for k in LATENCY_KEYS} for r in default if "median_ms" in r}
         layers = layer_tables(cfg, variants, shape) if cfg.per_layer else {}
-        ctx.save("report", {"input_shape": list(shape), "settings": cfg.model_dump(), "latency": table,
-                            "per_layer": layers})
+        memory = memory_table(cfg, variants, shape) if cfg.memory else {}
+        for name, numbers in latency.items():
+            numbers["peak_rss_mb"] = (memory.get(name) or {}).get("peak_mb")
+        ctx.save(
+            "report",
+            {
+                "input_shape": list(shape),
+                "settings": cfg.model_dump(),
+                "latency": table,
+                "per_layer": layers,
+                "memory": memory,
+            },
+        )
         for name, numbers in latency.items():
             speedup = numbers["speedup_vs_torch_fp32"]
             ctx.log(f"{name}: median {numbers['median_ms']:.3f} ms" + (f", x{speedup:.2f}" if speedup else ""))
-        return StageResult(metrics=self._metrics(cfg, latency, table, layers))
+        metrics = self._metrics(cfg, latency, table, layers)
+        if memory:
+            metrics["memory"] = memory
+        return StageResult(metrics=metrics)
 
     @staticmethod
     def _metrics(cfg: ProfileConfig, latency: dict, table: list, layers: dict) -> dict[str, Any]:

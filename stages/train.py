@@ -62,7 +62,8 @@ class Train(Stage):
         test = evaluate(module, data, "test")
         val_top1 = evaluate(module, data, "val").top1 if len(data.val) else None
         ctx.save("model", ModelArtifact(config=cfg.model, module=module))
-        ctx.log(f"best epoch {result.best_epoch}/{settings.epochs}: val {val_top1}, test {test.top1:.4f}")
+        val_text = "n/a" if val_top1 is None else f"{val_top1:.4f}"
+        ctx.log(f"best epoch {result.best_epoch}/{settings.epochs}: val {val_text}, test {test.top1:.4f}")
         metrics: dict[str, Any] = {
             "val_top1": val_top1,
             "test_top1": test.top1,

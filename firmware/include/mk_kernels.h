@@ -21,15 +21,19 @@
 
 /* ------------------------------------------------------------------------ im2col */
 
-/* q15 column of output pixel (oy, ox): k4 halfwords, groups of 4 stored as (x0,x2),(x1,x3) */
-MK_INLINE void mk_im2col(int32_t *restrict col, const int8_t *restrict in, int oy, int ox, int in_h, int in_w,
-                         int in_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k4)
+/*
+ * q15 column of output pixel (oy, ox), k4 values in groups of 4 stored as the two words
+ * (x0,x2),(x1,x3) (what SXTB16 and SXTB16 ROR 8 of the weights pair with). Two pixels share a
+ * buffer interleaved by group: group g of slot s (0 or 1) is at words 4g + 2s.
+ */
+MK_INLINE void mk_im2col(int32_t *restrict col, int slot, const int8_t *restrict in, int oy, int ox, int in_h,
+                         int in_w, int in_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k4)
 {
     const int iy0 = oy * sh - pt;
     const int ix0 = ox * sw - pl;
     if ((in_c & 3) == 0) {
         const int32_t zp2 = (int32_t)(((uint32_t)in_zp & 0xFFFFu) | ((uint32_t)in_zp << 16));
-        int32_t *dst = col;
+        int32_t *dst = col + 2 * slot;
         for (int ky = 0; ky < kh; ky++) {
             const int iy = iy0 + ky;
             for (int kx = 0; kx < kw; kx++) {
@@ -40,20 +44,20 @@ MK_INLINE void mk_im2col(int32_t *restrict col, const int8_t *restrict in, int o
                         const int32_t v = mk_ld32(src + c);
                         dst[0] = mk_sxtb16(v);
                         dst[1] = mk_sxtb16_ror8(v);
-                        dst += 2;
+                        dst += 4;
                     }
                 } else {
                     for (int c = 0; c < in_c; c += 4) {
                         dst[0] = zp2;
                         dst[1] = zp2;
-                        dst += 2;
+                        dst += 4;
                     }
                 }
             }
         }
         return;
     }
-    int16_t *dst = (int16_t *)col;
+    int16_t *dst = (int16_t *)col + 4 * slot;
     int k = 0;
     for (int ky = 0; ky < kh; ky++) {
         const int iy = iy0 + ky;
@@ -63,61 +67,107 @@ MK_INLINE void mk_im2col(int32_t *restrict col, const int8_t *restrict in, int o
             const int8_t *src = in + (iy * in_w + ix) * in_c;
             for (int c = 0; c < in_c; c++, k++) {
                 const int j = k & 3;
-                dst[(k & ~3) + ((j & 1) << 1) + (j >> 1)] = (int16_t)(inside ? src[c] : in_zp);
+                dst[2 * (k & ~3) + ((j & 1) << 1) + (j >> 1)] = (int16_t)(inside ? src[c] : in_zp);
             }
         }
     }
     for (; k < k4; k++) {
         const int j = k & 3;
-        dst[(k & ~3) + ((j & 1) << 1) + (j >> 1)] = 0;
+        dst[2 * (k & ~3) + ((j & 1) << 1) + (j >> 1)] = 0;
     }
 }
 
 /* ------------------------------------------------------------- dot products */
 
-/* s[ch][px] += w_ch . x_px for 2 channels x 2 pixels over k4 values */
-MK_INLINE void mk_dot_2x2(const int32_t *restrict xa, const int32_t *restrict xb, const int8_t *restrict wa,
-                          const int8_t *restrict wb, int k4, int32_t *s)
+/* One group of 4 values for 2 channels (w: 8 bytes, rows interleaved) x 2 pixels (x: 4 words). */
+MK_INLINE void mk_group_2x2(const int32_t *x, const int8_t *w, int32_t *s00, int32_t *s01, int32_t *s10,
+                            int32_t *s11)
+{
+    const int32_t w0 = mk_ld32(w), w1 = mk_ld32(w + 4);
+    const int32_t w0l = mk_sxtb16(w0), w0h = mk_sxtb16_ror8(w0);
+    const int32_t w1l = mk_sxtb16(w1), w1h = mk_sxtb16_ror8(w1);
+    *s00 = mk_smlad(w0h, x[1], mk_smlad(w0l, x[0], *s00));
+    *s01 = mk_smlad(w0h, x[3], mk_smlad(w0l, x[2], *s01));
+    *s10 = mk_smlad(w1h, x[1], mk_smlad(w1l, x[0], *s10));
+    *s11 = mk_smlad(w1h, x[3], mk_smlad(w1l, x[2], *s11));
+}
+
+/*
+ * s[ch][px] += w_ch . x_px for 2 channels x 2 pixels over k4 values. x: two interleaved q15
+ * columns (k4 words); w: the two weight rows interleaved by 4 bytes (2 x k4 bytes, 4-aligned).
+ * Per group: 3 LDRD, 4 SXTB16, 8 SMLAD; the DSP loop does two groups per branch.
+ */
+MK_INLINE void mk_dot_2x2(const int32_t *x, const int8_t *w, int k4, int32_t *s)
 {
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
-    for (int k = 0; k < k4; k += 4) {
-        const int32_t w0 = mk_ld32(wa + k);
-        const int32_t w1 = mk_ld32(wb + k);
-        const int32_t a0 = xa[0], a1 = xa[1];
-        const int32_t b0 = xb[0], b1 = xb[1];
-        xa += 2;
-        xb += 2;
-        const int32_t w0l = mk_sxtb16(w0), w0h = mk_sxtb16_ror8(w0);
-        const int32_t w1l = mk_sxtb16(w1), w1h = mk_sxtb16_ror8(w1);
-        s00 = mk_smlad(w0l, a0, s00);
-        s01 = mk_smlad(w0l, b0, s01);
-        s10 = mk_smlad(w1l, a0, s10);
-        s11 = mk_smlad(w1l, b0, s11);
-        s00 = mk_smlad(w0h, a1, s00);
-        s01 = mk_smlad(w0h, b1, s01);
-        s10 = mk_smlad(w1h, a1, s10);
-        s11 = mk_smlad(w1h, b1, s11);
+    const int32_t *const xe = x + k4;
+    if ((k4 >> 2) & 1) {
+        mk_group_2x2(x, w, &s00, &s01, &s10, &s11);
+        x += 4;
+        w += 8;
     }
+#if defined(MK_DSP)
+    if (x != xe) {
+        int32_t w0, w1, w2, w3, x0, x1;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[w0], %[w2], [%[wp]], #8\n\t"
+            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+            "sxtb16 %[w1], %[w0], ror #8\n\t"
+            "sxtb16 %[w0], %[w0]\n\t"
+            "sxtb16 %[w3], %[w2], ror #8\n\t"
+            "sxtb16 %[w2], %[w2]\n\t"
+            "smlad %[s00], %[w0], %[x0], %[s00]\n\t"
+            "smlad %[s10], %[w2], %[x0], %[s10]\n\t"
+            "smlad %[s00], %[w1], %[x1], %[s00]\n\t"
+            "smlad %[s10], %[w3], %[x1], %[s10]\n\t"
+            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+            "smlad %[s01], %[w0], %[x0], %[s01]\n\t"
+            "smlad %[s11], %[w2], %[x0], %[s11]\n\t"
+            "smlad %[s01], %[w1], %[x1], %[s01]\n\t"
+            "smlad %[s11], %[w3], %[x1], %[s11]\n\t"
+            "ldrd %[w0], %[w2], [%[wp]], #8\n\t"
+            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+            "sxtb16 %[w1], %[w0], ror #8\n\t"
+            "sxtb16 %[w0], %[w0]\n\t"
+            "sxtb16 %[w3], %[w2], ror #8\n\t"
+            "sxtb16 %[w2], %[w2]\n\t"
+            "smlad %[s00], %[w0], %[x0], %[s00]\n\t"
+            "smlad %[s10], %[w2], %[x0], %[s10]\n\t"
+            "smlad %[s00], %[w1], %[x1], %[s00]\n\t"
+            "smlad %[s10], %[w3], %[x1], %[s10]\n\t"
+            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+            "smlad %[s01], %[w0], %[x0], %[s01]\n\t"
+            "smlad %[s11], %[w2], %[x0], %[s11]\n\t"
+            "smlad %[s01], %[w1], %[x1], %[s01]\n\t"
+            "smlad %[s11], %[w3], %[x1], %[s11]\n\t"
+            "cmp %[xp], %[xe]\n\t"
+            "bne 1b\n\t"
+            : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(x), [wp] "+r"(w),
+              [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [xe] "r"(xe)
+            : "cc", "memory");
+    }
+#else
+    for (; x != xe; x += 4, w += 8) {
+        mk_group_2x2(x, w, &s00, &s01, &s10, &s11);
+    }
+#endif
     s[0] = s00;
     s[1] = s01;
     s[2] = s10;
     s[3] = s11;
 }
 
-/* s[px] += w . x_px for one channel x 2 pixels */
-MK_INLINE void mk_dot_1x2(const int32_t *restrict xa, const int32_t *restrict xb, const int8_t *restrict w, int k4,
-                          int32_t *s)
+/* s[px] += w . x_px for one channel (a plain row) x 2 interleaved pixels */
+MK_INLINE void mk_dot_1x2(const int32_t *x, const int8_t *w, int k4, int32_t *s)
 {
     int32_t s0 = s[0], s1 = s[1];
-    for (int k = 0; k < k4; k += 4) {
+    for (int k = 0; k < k4; k += 4, x += 4) {
         const int32_t wv = mk_ld32(w + k);
         const int32_t wl = mk_sxtb16(wv), wh = mk_sxtb16_ror8(wv);
-        s0 = mk_smlad(wl, xa[0], s0);
-        s0 = mk_smlad(wh, xa[1], s0);
-        s1 = mk_smlad(wl, xb[0], s1);
-        s1 = mk_smlad(wh, xb[1], s1);
-        xa += 2;
-        xb += 2;
+        s0 = mk_smlad(wh, x[1], mk_smlad(wl, x[0], s0));
+        s1 = mk_smlad(wh, x[3], mk_smlad(wl, x[2], s1));
     }
     s[0] = s0;
     s[1] = s1;
@@ -127,15 +177,16 @@ MK_INLINE int32_t mk_max32(int32_t a, int32_t b) { return a > b ? a : b; }
 
 /* -------------------------------------------------------------- convolution */
 
-/* Output pixels pa and pb (channel vectors) from their q15 columns ca, cb. */
-MK_INLINE void mk_conv_pixels2(int8_t *pa, int8_t *pb, const int32_t *ca, const int32_t *cb,
-                               const int8_t *restrict w, const mk_chan_t *restrict ch, int out_c, int k4, int out_zp,
-                               int act_min, int act_max, int fast, int lsh)
+/* Output pixels pa and pb (channel vectors) from their interleaved q15 columns. Weights:
+ * channel pairs interleaved by 4 bytes (2 x k4 bytes per pair), an odd last channel plain. */
+MK_INLINE void mk_conv_pixels2(int8_t *pa, int8_t *pb, const int32_t *col, const int8_t *restrict w,
+                               const mk_chan_t *restrict ch, int out_c, int k4, int out_zp, int act_min, int act_max,
+                               int fast, int lsh)
 {
     int c = 0;
     for (; c + 2 <= out_c; c += 2) {
         int32_t s[4] = {ch[c].bias, ch[c].bias, ch[c + 1].bias, ch[c + 1].bias};
-        mk_dot_2x2(ca, cb, w + c * k4, w + (c + 1) * k4, k4, s);
+        mk_dot_2x2(col, w + c * k4, k4, s);
         pa[c] = (int8_t)mk_clamp(mk_requant(s[0], &ch[c], fast, lsh, out_zp), act_min, act_max);
         pb[c] = (int8_t)mk_clamp(mk_requant(s[1], &ch[c], fast, lsh, out_zp), act_min, act_max);
         pa[c + 1] = (int8_t)mk_clamp(mk_requant(s[2], &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
@@ -143,27 +194,26 @@ MK_INLINE void mk_conv_pixels2(int8_t *pa, int8_t *pb, const int32_t *ca, const 
     }
     if (c < out_c) {
         int32_t s[2] = {ch[c].bias, ch[c].bias};
-        mk_dot_1x2(ca, cb, w + c * k4, k4, s);
+        mk_dot_1x2(col, w + c * k4, k4, s);
         pa[c] = (int8_t)mk_clamp(mk_requant(s[0], &ch[c], fast, lsh, out_zp), act_min, act_max);
         pb[c] = (int8_t)mk_clamp(mk_requant(s[1], &ch[c], fast, lsh, out_zp), act_min, act_max);
     }
 }
 
-/* One pooled pixel from the 4 columns of its 2x2 window (col holds 4 x k4/2 words). */
+/* One pooled pixel from the 4 pixels of its 2x2 window: columns (0,1) at col, (2,3) at col + k4. */
 MK_INLINE void mk_conv_pool_pixel(int8_t *restrict dst, const int32_t *col, const int8_t *restrict w,
                                   const mk_chan_t *restrict ch, int out_c, int k4, int out_zp, int act_min,
                                   int act_max, int fast, int lsh)
 {
-    const int32_t *c0 = col, *c1 = col + k4 / 2, *c2 = col + k4, *c3 = col + 3 * (k4 / 2);
     int c = 0;
     for (; c + 2 <= out_c; c += 2) {
-        const int8_t *wa = w + c * k4, *wb = wa + k4;
+        const int8_t *wp = w + c * k4;
         int32_t s[4] = {ch[c].bias, ch[c].bias, ch[c + 1].bias, ch[c + 1].bias};
-        mk_dot_2x2(c0, c1, wa, wb, k4, s);
+        mk_dot_2x2(col, wp, k4, s);
         int32_t m0 = mk_max32(s[0], s[1]), m1 = mk_max32(s[2], s[3]);
         s[0] = s[1] = ch[c].bias;
         s[2] = s[3] = ch[c + 1].bias;
-        mk_dot_2x2(c2, c3, wa, wb, k4, s);
+        mk_dot_2x2(col + k4, wp, k4, s);
         m0 = mk_max32(m0, mk_max32(s[0], s[1]));
         m1 = mk_max32(m1, mk_max32(s[2], s[3]));
         dst[c] = (int8_t)mk_clamp(mk_requant(m0, &ch[c], fast, lsh, out_zp), act_min, act_max);
@@ -171,18 +221,18 @@ MK_INLINE void mk_conv_pool_pixel(int8_t *restrict dst, const int32_t *col, cons
     }
     if (c < out_c) {
         int32_t s[2] = {ch[c].bias, ch[c].bias};
-        mk_dot_1x2(c0, c1, w + c * k4, k4, s);
+        mk_dot_1x2(col, w + c * k4, k4, s);
         int32_t m = mk_max32(s[0], s[1]);
         s[0] = s[1] = ch[c].bias;
-        mk_dot_1x2(c2, c3, w + c * k4, k4, s);
+        mk_dot_1x2(col + k4, w + c * k4, k4, s);
         m = mk_max32(m, mk_max32(s[0], s[1]));
         dst[c] = (int8_t)mk_clamp(mk_requant(m, &ch[c], fast, lsh, out_zp), act_min, act_max);
     }
 }
 
 /*
- * 2-D convolution, weights (out_c, k4) int8 with k = (ky, kx, ci) padded with zeros to k4.
- * out_h, out_w are the convolution's output size; with pool=1 a 2x2 stride-2 max-pool is
+ * 2-D convolution, k = (ky, kx, ci) padded with zeros to k4; weights as mk_conv_pixels2 reads
+ * them. out_h, out_w are the convolution's output size; with pool=1 a 2x2 stride-2 max-pool is
  * fused and the output is (out_h/2, out_w/2, out_c). col: 2 (4 with pool) x k4 halfwords.
  */
 MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
@@ -196,8 +246,8 @@ MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t 
         for (int py = 0; py < ph; py++) {
             for (int px = 0; px < pw; px++) {
                 for (int i = 0; i < 4; i++) {
-                    mk_im2col(col + i * (k4 / 2), in, 2 * py + (i >> 1), 2 * px + (i & 1), in_h, in_w, in_c, kh, kw,
-                              sh, sw, pt, pl, in_zp, k4);
+                    mk_im2col(col + (i >> 1) * k4, i & 1, in, 2 * py + (i >> 1), 2 * px + (i & 1), in_h, in_w, in_c,
+                              kh, kw, sh, sw, pt, pl, in_zp, k4);
                 }
                 mk_conv_pool_pixel(out + (py * pw + px) * out_c, col, w, ch, out_c, k4, out_zp, act_min, act_max,
                                    fast, lsh);
@@ -206,71 +256,136 @@ MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t 
         return;
     }
     const int n = out_h * out_w;
-    int32_t *const cb = col + k4 / 2;
     int oy = 0, ox = 0;
     for (int p = 0; p < n; p += 2) {
-        mk_im2col(col, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
+        const int qy = oy, qx = ox;
+        mk_im2col(col, 0, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
         if (++ox == out_w) {
             ox = 0;
             oy++;
         }
+        int8_t *pb = out + p * out_c;
         if (p + 1 < n) {
-            mk_im2col(cb, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
+            pb += out_c;
+            mk_im2col(col, 1, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
             if (++ox == out_w) {
                 ox = 0;
                 oy++;
             }
-            mk_conv_pixels2(out + p * out_c, out + (p + 1) * out_c, col, cb, w, ch, out_c, k4, out_zp, act_min,
-                            act_max, fast, lsh);
         } else {
-            /* odd last pixel: compute it twice into a throwaway copy of itself */
-            mk_conv_pixels2(out + p * out_c, out + p * out_c, col, col, w, ch, out_c, k4, out_zp, act_min, act_max,
-                            fast, lsh);
+            /* odd last pixel: both slots hold it, both outputs go to it */
+            mk_im2col(col, 1, in, qy, qx, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
         }
+        mk_conv_pixels2(out + p * out_c, pb, col, w, ch, out_c, k4, out_zp, act_min, act_max, fast, lsh);
     }
 }
 
 /* ------------------------------------------------------------ fully connected */
 
-/* out = requant(W x + bias), W (out_c, k4) int8; the input zero point is folded into the bias.
- * The input must be readable up to k4 bytes (the arena pads tensors to 4 bytes). */
-MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, const int8_t *restrict w,
-                     const mk_chan_t *restrict ch, int k4, int out_c, int out_zp, int act_min, int act_max, int fast,
-                     int lsh)
+/* One group of 4 values of 4 interleaved rows (16 bytes) against q15 x (2 words). */
+MK_INLINE void mk_group_4x1(const int32_t *x, const int8_t *w, int32_t *s)
 {
+    for (int r = 0; r < 4; r++) {
+        const int32_t v = mk_ld32(w + 4 * r);
+        s[r] = mk_smlad(mk_sxtb16_ror8(v), x[1], mk_smlad(mk_sxtb16(v), x[0], s[r]));
+    }
+}
+
+/*
+ * out = requant(W x + bias) with the input zero point folded into the bias. The input is
+ * first widened to q15 in col (k4 halfwords, (x0,x2),(x1,x3) order); weights: blocks of 4 rows
+ * interleaved by 4 bytes (4 x k4 bytes per block), the last out_c % 4 rows plain.
+ * The input must be readable up to k4 bytes (the arena pads tensors to 4 bytes).
+ */
+MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
+                     const int8_t *restrict w, const mk_chan_t *restrict ch, int k4, int out_c, int out_zp,
+                     int act_min, int act_max, int fast, int lsh)
+{
+    for (int k = 0; k < k4; k += 4) {
+        const int32_t v = mk_ld32(in + k);
+        col[k >> 1] = mk_sxtb16(v);
+        col[(k >> 1) + 1] = mk_sxtb16_ror8(v);
+    }
     int c = 0;
     for (; c + 4 <= out_c; c += 4) {
-        const int8_t *w0 = w + c * k4, *w1 = w0 + k4, *w2 = w1 + k4, *w3 = w2 + k4;
-        int32_t s0 = ch[c].bias, s1 = ch[c + 1].bias, s2 = ch[c + 2].bias, s3 = ch[c + 3].bias;
-        for (int k = 0; k < k4; k += 4) {
-            const int32_t x = mk_ld32(in + k);
-            const int32_t xl = mk_sxtb16(x), xh = mk_sxtb16_ror8(x);
-            int32_t v = mk_ld32(w0 + k);
-            s0 = mk_smlad(mk_sxtb16(v), xl, s0);
-            s0 = mk_smlad(mk_sxtb16_ror8(v), xh, s0);
-            v = mk_ld32(w1 + k);
-            s1 = mk_smlad(mk_sxtb16(v), xl, s1);
-            s1 = mk_smlad(mk_sxtb16_ror8(v), xh, s1);
-            v = mk_ld32(w2 + k);
-            s2 = mk_smlad(mk_sxtb16(v), xl, s2);
-            s2 = mk_smlad(mk_sxtb16_ror8(v), xh, s2);
-            v = mk_ld32(w3 + k);
-            s3 = mk_smlad(mk_sxtb16(v), xl, s3);
-            s3 = mk_smlad(mk_sxtb16_ror8(v), xh, s3);
+        int32_t s[4] = {ch[c].bias, ch[c + 1].bias, ch[c + 2].bias, ch[c + 3].bias};
+        const int8_t *wp = w + c * k4;
+        const int32_t *x = col;
+        const int32_t *const xe = col + (k4 >> 1);
+        if ((k4 >> 2) & 1) {
+            mk_group_4x1(x, wp, s);
+            x += 2;
+            wp += 16;
         }
-        out[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
-        out[c + 1] = (int8_t)mk_clamp(mk_requant(s1, &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
-        out[c + 2] = (int8_t)mk_clamp(mk_requant(s2, &ch[c + 2], fast, lsh, out_zp), act_min, act_max);
-        out[c + 3] = (int8_t)mk_clamp(mk_requant(s3, &ch[c + 3], fast, lsh, out_zp), act_min, act_max);
+#if defined(MK_DSP)
+        if (x != xe) {
+            int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], w0, w1, t, x0, x1;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
+                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
+                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
+                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
+                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
+                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
+                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
+                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
+                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
+                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
+                "cmp %[xp], %[xe]\n\t"
+                "bne 1b\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(x), [wp] "+r"(wp),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                : [xe] "r"(xe)
+                : "cc", "memory");
+            s[0] = s0;
+            s[1] = s1;
+            s[2] = s2;
+            s[3] = s3;
+        }
+#else
+        for (; x != xe; x += 2, wp += 16) {
+            mk_group_4x1(x, wp, s);
+        }
+#endif
+        for (int r = 0; r < 4; r++) {
+            out[c + r] = (int8_t)mk_clamp(mk_requant(s[r], &ch[c + r], fast, lsh, out_zp), act_min, act_max);
+        }
     }
     for (; c < out_c; c++) {
         const int8_t *w0 = w + (uint32_t)c * (uint32_t)k4;
         int32_t s0 = ch[c].bias;
         for (int k = 0; k < k4; k += 4) {
-            const int32_t x = mk_ld32(in + k);
             const int32_t v = mk_ld32(w0 + k);
-            s0 = mk_smlad(mk_sxtb16(v), mk_sxtb16(x), s0);
-            s0 = mk_smlad(mk_sxtb16_ror8(v), mk_sxtb16_ror8(x), s0);
+            s0 = mk_smlad(mk_sxtb16_ror8(v), col[(k >> 1) + 1], mk_smlad(mk_sxtb16(v), col[k >> 1], s0));
         }
         out[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
     }

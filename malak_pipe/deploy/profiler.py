@@ -5,11 +5,10 @@ A :class:`ModelVariant` is a torch module or an ONNX file under a name ("torch_f
 setting with the same input, and reports speed-ups against the variant named
 ``torch_fp32`` at the same setting.
 
-Peak memory is the growth of the process's peak resident set size (``VmHWM`` in
-``/proc/self/status``, reset through ``/proc/self/clear_refs`` first) while the runner is built
-(an ORT session; nothing for an already loaded torch module) and runs warm-up and measured
-calls: it counts native allocations (torch, ORT arenas) that ``tracemalloc`` cannot see. It is
-None where ``/proc`` is not available.
+Peak memory (:func:`peak_memory`) is measured in a fresh process per variant (see
+:mod:`malak_pipe.deploy.memprobe`): resident-set growth from loading the model and peak RSS
+growth while it runs. RSS counts native allocations (torch, ORT arenas) that ``tracemalloc``
+cannot see; a fresh process keeps other models' freed pages out of the figure.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ class ModelVariant:
     kind: Literal["torch", "onnx"]
     model: Any
     engine: str | None = None
+    path: Path | None = None
+    artifact_type: str | None = None
 
     def fixed_batch(self) -> int | None:
         """The frozen batch size of an ONNX model (None: dynamic, or a torch module)."""
@@ -75,29 +76,24 @@ def runner(variant: ModelVariant, x: np.ndarray, threads: int, **session_kwargs:
 # -- peak memory -------------------------------------------------------------------------------
 
 
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
+def peak_memory(
+    variant: ModelVariant, sample_shape: Sequence[int], *, batch_size: int = 1, threads: int = 1, runs: int = 20
+) -> dict[str, float] | None:
+    """Load / inference / peak RSS of ``variant`` measured in a fresh process (see memprobe).
+
+    Needs the variant's file: ``model`` for ONNX, ``path`` and ``artifact_type`` for torch.
+    None when the variant has no file or /proc is unavailable.
+    """
+    from malak_pipe.deploy.memprobe import probe
+
+    if variant.kind == "onnx":
+        spec = {"kind": "onnx", "path": str(variant.model)}
+    elif variant.path is not None and variant.artifact_type is not None:
+        spec = {"kind": "torch", "path": str(variant.path), "artifact_type": variant.artifact_type}
+    else:
         return None
-    return None
-
-
-@contextlib.contextmanager
-def peak_rss_growth() -> Iterator[dict[str, float | None]]:
-    """Yields a dict whose ``"mb"`` is, after the block, how far peak RSS rose above RSS at its start."""
-    result: dict[str, float | None] = {"mb": None}
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _status_kb("VmRSS")
-    except OSError:
-        before = None
-    yield result
-    peak = _status_kb("VmHWM")
-    if before is not None and peak is not None:
-        result["mb"] = max(peak - before, 0) / 1024.0
+    spec.update(shape=list(sample_shape), batch=batch_size, threads=threads, runs=runs)
+    return probe(spec)
 
 
 # -- latency table -----------------------------------------------------------------------------
@@ -111,7 +107,6 @@ class LatencyRow:
     batch_size: int
     threads: int
     stats: LatencyStats | None
-    peak_rss_delta_mb: float | None = None
     speedup_vs_torch_fp32: float | None = None
     skipped: str | None = None
 
@@ -119,7 +114,6 @@ class LatencyRow:
         row: dict[str, Any] = {"variant": self.variant, "batch_size": self.batch_size, "threads": self.threads}
         if self.stats is not None:
             row.update(self.stats.as_dict())
-        row["peak_rss_delta_mb"] = self.peak_rss_delta_mb
         row["speedup_vs_torch_fp32"] = self.speedup_vs_torch_fp32
         if self.skipped:
             row["skipped"] = self.skipped
@@ -144,9 +138,9 @@ def time_variant(
             variant.name, batch_size, threads, None, skipped=f"the ONNX model's batch size is frozen at {fixed}"
         )
     x = np.random.default_rng(seed).standard_normal((batch_size, *sample_shape)).astype(np.float32)
-    with peak_rss_growth() as memory, runner(variant, x, threads) as fn:
+    with runner(variant, x, threads) as fn:
         stats = time_call(fn, warmup=warmup, runs=runs, batch_size=batch_size, clock=clock)
-    return LatencyRow(variant.name, batch_size, threads, stats, peak_rss_delta_mb=memory["mb"])
+    return LatencyRow(variant.name, batch_size, threads, stats)
 
 
 def add_speedups(rows: list[LatencyRow], baseline: str = BASELINE) -> None:

@@ -67,7 +67,7 @@ class Layer:
     source: str = ""
 
     def macs(self, graph: IntGraph) -> int:
-        """Multiply-accumulates of one inference (pooling and add count one per input element read)."""
+        """Multiply-accumulates of one inference (pooling and add have none)."""
         out = graph.tensors[self.output]
         if self.op == "conv2d":
             w = self.arrays["weights"]
@@ -77,12 +77,7 @@ class Layer:
             return out.size * kh * kw
         if self.op == "fully_connected":
             return int(self.arrays["weights"].size)
-        if self.op in ("max_pool", "avg_pool"):
-            kh, kw = self.attrs["kernel"]
-            return out.size * kh * kw
-        if self.op == "global_avg_pool":
-            return graph.tensors[self.inputs[0]].size
-        return out.size
+        return 0
 
 
 @dataclass

@@ -56,7 +56,7 @@ KERNEL_SPECS: dict[str, KernelSpec] = {
     ),
     "fc": KernelSpec(
         "mk_fc",
-        ("in", "out"),
+        ("in", "out", "scratch"),
         (("weights", "int8_t"), ("chan", "mk_chan_t")),
         ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh"),
     ),
@@ -140,6 +140,14 @@ def _pad_rows(weights: np.ndarray, k4: int) -> np.ndarray:
     out = np.zeros((rows.shape[0], k4), dtype=np.int8)
     out[:, : rows.shape[1]] = rows
     return out
+
+
+def interleave_rows(rows: np.ndarray, block: int) -> np.ndarray:
+    """Rows in blocks of ``block`` interleaved by 4 bytes (what one wide load feeds); the rest plain."""
+    out_c, k4 = rows.shape
+    full = out_c - out_c % block
+    blocks = rows[:full].reshape(full // block, block, k4 // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([blocks.reshape(-1), rows[full:].reshape(-1)]).astype(np.int8)
 
 
 def _fold_zero_point(layer: Layer, rows: np.ndarray, in_zp: int) -> np.ndarray:
@@ -241,7 +249,7 @@ def _conv_step(graph: IntGraph, layer: Layer, pool: Layer | None) -> Step:
         [layer.inputs[0]],
         output,
         ints,
-        {"weights": rows, "chan": chan},
+        {"weights": interleave_rows(rows, 2), "chan": chan},
         scratch_bytes=(4 if pool is not None else 2) * k4 * 2,
         macs=macs,
     )
@@ -273,8 +281,18 @@ def _fc_step(graph: IntGraph, layer: Layer) -> Step:
         bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
     )
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(fast), "lsh": lsh})
-    consts = {"weights": rows, "chan": chan}
-    return Step("fc", [layer.name], [layer.op], [layer.inputs[0]], layer.output, ints, consts, macs=layer.macs(graph))
+    consts = {"weights": interleave_rows(rows, 4), "chan": chan}
+    return Step(
+        "fc",
+        [layer.name],
+        [layer.op],
+        [layer.inputs[0]],
+        layer.output,
+        ints,
+        consts,
+        scratch_bytes=2 * k4,
+        macs=layer.macs(graph),
+    )
 
 
 def _maxpool_step(graph: IntGraph, layer: Layer) -> Step:
