@@ -12,7 +12,8 @@ Each variant is timed at every (batch size, threads) setting: ``warmup`` untimed
 ``torch_fp32`` at the same setting. ``metrics["latency"]`` holds the first setting (by default
 batch 1, one thread); the ``report`` artifact (JSON) holds every setting and the per-layer
 tables. ``metrics["memory"]`` holds each variant's load / inference / peak resident memory (MB),
-measured in a fresh process per variant (:mod:`malak_pipe.deploy.memprobe`). Timings depend on what else the machine runs: compare numbers from one run.
+measured in a fresh process per variant (:mod:`malak_pipe.deploy.memprobe`). Timings depend on
+what else the machine runs: compare numbers from one run.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 # The readers live in malak_pipe.data.readers.READERS under these names.
@@ -38,6 +40,7 @@ class DataConfig(BaseModel):
     n_train: PositiveInt = 1000
     n_test: PositiveInt = 200
     seed: int = 0
+    missing: Literal["error", "synthetic"] = "error"
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from malak_pipe.data.config import DataConfig
 from malak_pipe.data.dataset import Dataset, build_dataset
 from malak_pipe.data.raw import RawData
-from malak_pipe.data.readers import READERS, source_fingerprint
+from malak_pipe.data.readers import READERS, resolve, source_fingerprint
 from malak_pipe.errors import DataError
 
 MEMO_SIZE = 2  # datasets are big (CIFAR-10 is ~700 MB as float32): keep only the latest few
@@ -37,9 +37,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if key in _memo:
         _memo.move_to_end(key)
         return _memo[key]
-    raw = READERS[cfg.name].read(cfg)
-    check_declared_shape(cfg, raw)
-    dataset = build_dataset(cfg, raw)
+    effective = resolve(cfg)
+    raw = READERS[effective.name].read(effective)
+    check_declared_shape(effective, raw)
+    dataset = build_dataset(effective, raw)
     _memo[key] = dataset
     while len(_memo) > MEMO_SIZE:
         _memo.popitem(last=False)

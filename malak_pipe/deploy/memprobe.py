@@ -15,6 +15,7 @@ and ONNX Runtime, then reports from ``/proc/self/status`` (Linux):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -35,10 +36,8 @@ def _status_kb(field: str) -> int:
 
 def _trim() -> None:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def _load(spec: dict[str, Any]) -> Any:

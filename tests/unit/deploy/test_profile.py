@@ -7,14 +7,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from malak_pipe.stages.export_onnx import ExportONNX
-from malak_pipe.stages.profile import Profile
 
 from malak_pipe.deploy.latency import measure, summarize, time_call
 from malak_pipe.deploy.layer_profile import ort_layer_profile, torch_layer_profile
 from malak_pipe.deploy.onnx_export import export_onnx
-from malak_pipe.deploy.profiler import ModelVariant, profile_variants
+from malak_pipe.deploy.profiler import ModelVariant, peak_memory, profile_variants
 from malak_pipe.errors import ConfigError
+from malak_pipe.stages.export_onnx import ExportONNX
+from malak_pipe.stages.profile import Profile
 from malak_pipe.testing import run_stage
 
 torch.set_num_threads(1)
@@ -76,7 +76,7 @@ def test_variants_rows_speedups_and_frozen_batch(tmp_path, trained):
     assert by_key[("onnx_fp32", 2)].stats is None and "frozen" in by_key[("onnx_fp32", 2)].skipped
     assert by_key[("torch_fp32", 2)].stats.batch_size == 2
     row = by_key[("onnx_fp32", 1)].as_dict()
-    for key in ("median_ms", "p90_ms", "mean_ms", "std_ms", "throughput_per_s", "peak_rss_delta_mb"):
+    for key in ("median_ms", "p90_ms", "mean_ms", "std_ms", "throughput_per_s", "speedup_vs_torch_fp32"):
         assert key in row
 
 
@@ -98,7 +98,7 @@ def test_profile_stage(artifacts, tmp_path):
     )
     inputs = {"torch_fp32": artifacts["torch_model"], "torch_int8": artifacts["torch_model_int8"],
               "onnx_fp32": exported["model"], "data": artifacts["dataset"]}  # fmt: skip
-    config = {"warmup": 2, "runs": 10, "per_layer_runs": 2, "top_layers": 3}
+    config = {"warmup": 2, "runs": 10, "per_layer_runs": 2, "top_layers": 3, "memory": False}
     result, outputs = run_stage(Profile, config, inputs, tmp_path)
     latency = result.metrics["latency"]
     assert set(latency) == {"torch_fp32", "torch_int8", "onnx_fp32"}
@@ -109,3 +109,12 @@ def test_profile_stage(artifacts, tmp_path):
     assert outputs["report"].name == "json.report.json"
     with pytest.raises(ConfigError, match="no model wired"):
         run_stage(Profile, {}, {"data": artifacts["dataset"]}, tmp_path, node="empty")
+
+
+def test_peak_memory_in_a_fresh_process(artifacts, trained):
+    variant = ModelVariant("torch_int8", "torch", None, path=artifacts["torch_model_int8"],
+                           artifact_type="torch_model_int8")  # fmt: skip
+    memory = peak_memory(variant, (1, 8, 8), runs=3)
+    assert memory is not None and memory["load_mb"] >= 0 and memory["inference_mb"] >= 0
+    assert memory["peak_mb"] == pytest.approx(memory["load_mb"] + memory["inference_mb"])
+    assert peak_memory(ModelVariant("x", "torch", trained), (1, 8, 8)) is None  # no file: nothing to probe
