@@ -7,13 +7,14 @@ stage; elsewhere (CI, pipes, tests) each event is one plain line, so logs stay r
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,37 +26,48 @@ STATUS_STYLE = {
     "skipped": "magenta",
     "failed": "bold red",
 }
-# The metrics shown in the tables, in order of preference; the first few present are shown.
-KEY_METRICS = (
-    "test_top1",
-    "top1",
-    "bit_exact_rate",
-    "compression_vs_baseline",
-    "test_top1_drop_vs_baseline_pp",
-    "sparsity",
-    "size_bytes",
-    "flash_bytes",
-    "ram_bytes",
-    "instructions_per_inference",
-    "parity_max_abs_diff",
-    "drift_detected",
-    "n_train",
-)
+def _percent(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def _bytes(v: float) -> str:
+    for unit, size in (("MB", 1e6), ("kB", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.1f} {unit}"
+    return f"{v:.0f} B"
+
+
+# The metrics shown in the tables, in order of preference, each with a short label and a
+# formatter; the first few a node has are shown.
+KEY_METRICS: dict[str, tuple[str, Any]] = {
+    "test_top1": ("top1", _percent),
+    "top1": ("top1", _percent),
+    "bit_exact_rate": ("bit-exact", _percent),
+    "test_top1_drop_vs_baseline_pp": ("drop", lambda v: f"{v:+.2f}pp"),
+    "compression_vs_baseline": ("", lambda v: f"{v:.2f}x smaller"),
+    "sparsity": ("sparsity", _percent),
+    "size_bytes": ("", _bytes),
+    "flash_bytes": ("flash", _bytes),
+    "ram_bytes": ("ram", _bytes),
+    "instructions_per_inference": ("instr", lambda v: f"{v / 1e6:.2f} M"),
+    "parity_max_abs_diff": ("parity", lambda v: f"{v:.1e}"),
+    "drift_detected": ("drift", str),
+    "n_train": ("train", str),
+}
 
 
 def format_metric(name: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return f"{name}={value}"
-    if isinstance(value, float):
-        if name.endswith("top1") or name.endswith("_rate"):
-            return f"{name}={100 * value:.2f}%"
-        return f"{name}={value:.4g}"
-    return f"{name}={value}"
+    label, fmt = KEY_METRICS.get(name, (name, str))
+    try:
+        text = fmt(value)
+    except (TypeError, ValueError):
+        text = str(value)
+    return f"{label} {text}".strip()
 
 
 def key_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
-    shown = [format_metric(m, metrics[m]) for m in KEY_METRICS if m in metrics]
-    return "  ".join(shown[:limit])
+    shown = [format_metric(m, metrics[m]) for m in KEY_METRICS if metrics.get(m) is not None]
+    return ", ".join(shown[:limit])
 
 
 class _PlainProgress:
@@ -83,11 +95,18 @@ class _RichProgress:
         self.progress.update(self.task_id, advance=steps, info=info)
 
 
+def _default_console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=140)  # logs and CI: do not wrap at 80
+    return console
+
+
 class RunConsole:
     """The console of one run: node states, progress, logs and the final summary."""
 
     def __init__(self, live: bool | None = None, console: Console | None = None):
-        self.console = console or Console(highlight=False)
+        self.console = console or _default_console()
         self.live_enabled = self.console.is_terminal if live is None else live
         self.states: dict[str, dict[str, Any]] = {}
         self._live: Live | None = None

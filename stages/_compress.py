@@ -65,6 +65,25 @@ def standard_metrics(
     return metrics
 
 
+def int8_size_metrics(source: Any, int8: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """params and MACs of the float architecture, serialized and payload bytes of the int8 state.
+
+    ``payload_bytes`` counts raw tensor bytes (no archive overhead), so
+    ``payload_compression_vs_input`` is the ratio of what the weights need in memory.
+    """
+    from malak_pipe.compress.report import payload_bytes
+    from malak_pipe.models import count_macs, count_parameters, serialized_bytes
+
+    payload = payload_bytes(int8)
+    return {
+        "params": count_parameters(source),
+        "macs": count_macs(source, input_shape),
+        "size_bytes": serialized_bytes(int8),
+        "payload_bytes": payload,
+        "payload_compression_vs_input": payload_bytes(source) / payload,
+    }
+
+
 def check_model_matches_data(model: ModelConfig, data: Any, path: str) -> None:
     """ConfigError when a zoo model's input channels or class count disagree with the data."""
     if model.name == "factory":

@@ -14,7 +14,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import DynamicPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import reference_metrics, standard_metrics
+from ._compress import int8_size_metrics, reference_metrics, standard_metrics
 
 LOW_FRACTION = 0.5
 
@@ -36,7 +36,6 @@ class PTQDynamic(Stage):
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import DynamicPTQ, QuantizedModelArtifact
-        from malak_pipe.models import count_macs, count_parameters, serialized_bytes
 
         cfg = cast(PTQDynamicConfig, cfg)
         data = ctx.load("data")
@@ -46,11 +45,7 @@ class PTQDynamic(Stage):
         recipe = quantizer.recipe(source.module, data.input_shape)
         ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
         fraction = quantizer.quantizable_fraction(source.module)
-        size_metrics = {
-            "params": count_parameters(source.module),
-            "macs": count_macs(source.module, data.input_shape),
-            "size_bytes": serialized_bytes(int8),
-        }
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
         metrics: dict[str, Any] = standard_metrics(
             ctx,
             data,

@@ -13,7 +13,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import StaticPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import reference_metrics, standard_metrics
+from ._compress import int8_size_metrics, reference_metrics, standard_metrics
 
 
 class PTQStaticConfig(StageConfig, StaticPTQConfig):
@@ -33,7 +33,6 @@ class PTQStatic(Stage):
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import QuantizedModelArtifact, StaticPTQ
-        from malak_pipe.models import count_macs, count_parameters, serialized_bytes
 
         cfg = cast(PTQStaticConfig, cfg)
         data = ctx.load("data")
@@ -45,11 +44,7 @@ class PTQStatic(Stage):
         int8 = quantizer.convert(prepared)
         recipe = quantizer.recipe(source.module, data.input_shape)
         ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = {
-            "params": count_parameters(source.module),
-            "macs": count_macs(source.module, data.input_shape),
-            "size_bytes": serialized_bytes(int8),
-        }
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
         metrics: dict[str, Any] = standard_metrics(
             ctx,
             data,

@@ -15,7 +15,7 @@ from malak_pipe.compress.configs import QATConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import reference_metrics, smoke_warnings, standard_metrics
+from ._compress import int8_size_metrics, reference_metrics, smoke_warnings, standard_metrics
 
 
 class QATStageConfig(StageConfig, QATConfig):
@@ -38,7 +38,6 @@ class QAT(Stage):
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import QAT as QATQuantizer
         from malak_pipe.compress import QuantizedModelArtifact
-        from malak_pipe.models import count_macs, count_parameters, serialized_bytes
         from malak_pipe.training import total_steps
 
         cfg = cast(QATStageConfig, cfg)
@@ -52,11 +51,7 @@ class QAT(Stage):
         int8 = quantizer.convert(prepared)
         recipe = quantizer.recipe(source.module, data.input_shape)
         ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = {
-            "params": count_parameters(source.module),
-            "macs": count_macs(source.module, data.input_shape),
-            "size_bytes": serialized_bytes(int8),
-        }
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
         metrics: dict[str, Any] = standard_metrics(
             ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics
         )

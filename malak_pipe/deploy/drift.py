@@ -3,12 +3,14 @@
 The reference is built from TRAIN inputs (normalized, N x C x H x W) and the model's logits on
 reference data. It keeps, with fixed bin edges:
 
-- per channel: a histogram of pixel values (uniform bins over the training range plus two
-  open-ended bins, so values outside it land somewhere) and the mean / std;
+- per channel: a histogram of pixel values and the mean / std;
 - per channel and image region (a ``grid`` of rows x columns): a histogram of the region's
-  mean value per image (equal-mass bins from training quantiles, plus bins below the minimum
-  and above the maximum) -- this catches local changes that a whole-image histogram averages out;
+  mean value per image -- this catches local changes that a whole-image histogram averages out;
 - the predicted-class distribution and a histogram of the top-1 softmax confidence.
+
+Input histograms have about equal-mass bins from training quantiles, edges midway between
+neighbouring data values (see :func:`robust_edges`), and two open-ended bins beyond the
+training range, so out-of-range values land somewhere.
 
 A new batch is compared bin by bin with the population stability index
 ``PSI = sum (p - q) ln(p / q)`` and ``KL(new || reference) = sum p ln(p / q)``, both on
@@ -186,18 +188,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _uniform_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        hi = lo + 1e-6
-    return np.concatenate([[-np.inf], np.linspace(lo, hi + 1e-9 * max(1.0, abs(hi)), bins + 1), [np.inf]])
+MAX_EDGE_SAMPLES = 200_000
 
 
-def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    lo, hi = float(values.min()), float(values.max())
-    eps = 1e-6 * max(1.0, abs(lo), abs(hi))
-    inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(np.concatenate([[-np.inf, lo - eps], inner, [hi + eps, np.inf]]))
+def robust_edges(values: np.ndarray, bins: int, seed: int = 0) -> np.ndarray:
+    """Fixed bin edges for ``values``: about ``bins`` equal-mass bins, plus two open-ended outer bins.
+
+    Every edge sits midway between two neighbouring distinct reference values, never on one,
+    so data that takes discrete levels (8-bit pixels, digits' 17 levels) does not jump bins
+    when it is re-quantized by less than half a level (e.g. stored as uint8 and read back). With
+    fewer distinct values than bins, every value gets its own bin. The outer bins start half a
+    typical gap beyond the reference minimum and maximum.
+    """
+    flat = np.ravel(values).astype(np.float64)
+    if flat.size > MAX_EDGE_SAMPLES:
+        flat = np.random.default_rng(seed).choice(flat, MAX_EDGE_SAMPLES, replace=False)
+    levels = np.unique(flat)
+    if levels.size == 1:
+        return np.array([-np.inf, levels[0] - 0.5, levels[0] + 0.5, np.inf])
+    gaps = np.diff(levels)
+    margin = 0.5 * float(np.median(gaps))
+    if levels.size <= bins:
+        inner = levels[:-1] + gaps / 2
+    else:
+        quantiles = np.quantile(flat, np.linspace(0, 1, bins + 1)[1:-1])
+        above = np.clip(np.searchsorted(levels, quantiles, side="right"), 1, levels.size - 1)
+        inner = np.unique((levels[above - 1] + levels[above]) / 2)
+    outer = [levels[0] - margin, levels[-1] + margin]
+    return np.concatenate([[-np.inf, outer[0]], inner, [outer[1], np.inf]])
 
 
 def _check_inputs(x: np.ndarray, shape: tuple[int, ...] | None, what: str) -> np.ndarray:
@@ -232,13 +250,13 @@ def build_reference(
     grid = (min(grid[0], x.shape[2]), min(grid[1], x.shape[3]))
     channel_hist, regions = [], region_means(x, grid)
     for c in range(x.shape[1]):
-        hist = Histogram(_uniform_edges(x[:, c], bins), np.zeros(0))
+        hist = Histogram(robust_edges(x[:, c], bins), np.zeros(0))
         channel_hist.append(Histogram(hist.edges, hist.count(x[:, c])))
     region_hist = []
     for c in range(x.shape[1]):
         row = []
         for r in range(regions.shape[2]):
-            hist = Histogram(_quantile_edges(regions[:, c, r], region_bins), np.zeros(0))
+            hist = Histogram(robust_edges(regions[:, c, r], region_bins), np.zeros(0))
             row.append(Histogram(hist.edges, hist.count(regions[:, c, r])))
         region_hist.append(row)
     probs = softmax(logits)

@@ -95,4 +95,6 @@ def check_plan(plan: ArenaPlan) -> None:
         for b in items[i + 1 :]:
             b_start, b_end = plan.offsets[b.name], plan.offsets[b.name] + b.size
             if a.overlaps_in_time(b) and a_start < b_end and b_start < a_end and a.size and b.size:
-                raise ValueError(f"live buffers {a.name} [{a_start}, {a_end}) and {b.name} [{b_start}, {b_end}) overlap")
+                raise ValueError(
+                    f"live buffers {a.name} [{a_start}, {a_end}) and {b.name} [{b_start}, {b_end}) overlap"
+                )

@@ -74,21 +74,17 @@ def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
         )
 
 
-def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
-    """Compile and link ``sources`` (a codegen directory) into ``out_dir``/firmware.elf; the memory report."""
+def compile_and_link(
+    sources: list[Path], includes: list[Path], out_dir: Path, target: TargetConfig, options: BuildOptions
+) -> Path:
+    """Cross-compile C files and link them with the target's linker script into out_dir/firmware.elf."""
     gcc = arm_tool("gcc")
-    size_tool, nm_tool = arm_tool("size"), arm_tool("nm")
-    plan = json.loads((sources / "plan.json").read_text())
-    check_budget(
-        target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
-    )
     root = firmware_root()
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "build.log"
-    log.write_text("")
-    flags = cflags(target, options) + [f"-I{root / 'include'}", f"-I{sources}"]
+    flags = cflags(target, options) + [f"-I{p}" for p in [root / "include", *includes]]
     objects = []
-    for source in [sources / "model.c", sources / "model_data.c", *(root / s for s in RUNTIME_SOURCES)]:
+    for source in sources:
         obj = out_dir / (source.stem + ".o")
         _run([gcc, *flags, "-c", str(source), "-o", str(obj)], log, f"compiling {source.name}")
         objects.append(str(obj))
@@ -97,13 +93,40 @@ def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: 
     link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
     link += [f"-Wl,-Map={out_dir / 'firmware.map'}", *objects, "-o", str(elf)]
     _run(link, log, "linking")
-    sections = parse_size_a(_run([size_tool, "-A", str(elf)], log, "arm-none-eabi-size"))
-    symbols = parse_nm(_run([nm_tool, "-S", "--size-sort", str(elf)], log, "arm-none-eabi-nm"))
+    return elf
+
+
+def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
+    """Compile and link ``sources`` (a codegen directory) into ``out_dir``/firmware.elf; the memory report."""
+    plan = json.loads((sources / "plan.json").read_text())
+    check_budget(
+        target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
+    )
+    root = firmware_root()
+    runtime = [root / s for s in RUNTIME_SOURCES]
+    elf = compile_and_link(
+        [sources / "model.c", sources / "model_data.c", *runtime], [sources], out_dir, target, options
+    )
+    log = out_dir / "build.log"
+    sections = parse_size_a(_run([arm_tool("size"), "-A", str(elf)], log, "arm-none-eabi-size"))
+    symbols = parse_nm(_run([arm_tool("nm"), "-S", "--size-sort", str(elf)], log, "arm-none-eabi-nm"))
     report = memory_report(plan, sections, symbols, target, options)
     (out_dir / "memory.json").write_text(json.dumps(report, indent=1))
     (out_dir / "memory.txt").write_text(format_report(report))
     check_budget(target, report["flash_bytes"], report["ram_bytes"], "(after linking)")
     return report
+
+
+def build_harness_firmware(out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> Path:
+    """The kernel test harness (codegen.harness_source) as firmware; returns the ELF."""
+    from malak_pipe.mcu.codegen import harness_source
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = out_dir / "harness.c"
+    source.write_text(harness_source())
+    root = firmware_root()
+    runtime = [root / "src" / "startup_cm7.c", root / "src" / "semihost.c"]
+    return compile_and_link([source, *runtime], [], out_dir, target, options)
 
 
 def parse_size_a(text: str) -> dict[str, int]:
@@ -126,8 +149,9 @@ def parse_nm(text: str) -> dict[str, int]:
     return symbols
 
 
-def memory_report(plan: dict, sections: dict[str, int], symbols: dict[str, int], target: TargetConfig,
-                  options: BuildOptions) -> dict:
+def memory_report(
+    plan: dict, sections: dict[str, int], symbols: dict[str, int], target: TargetConfig, options: BuildOptions
+) -> dict:
     """Flash and RAM split the way X-CUBE-AI reports them, plus MACs per layer."""
     flash = sum(sections.get(s, 0) for s in FLASH_SECTIONS)
     ram = sum(sections.get(s, 0) for s in RAM_SECTIONS)

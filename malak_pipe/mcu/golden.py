@@ -48,11 +48,16 @@ def run_golden_tensors(graph: IntGraph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor of the graph for int8 inputs (N, H, W, C), by name."""
     values: dict[str, np.ndarray] = {graph.input: x}
     for layer in graph.layers:
-        run = _KERNELS.get(layer.op)
-        if run is None:
-            raise ArtifactError(f"layer '{layer.name}': the golden reference has no operator '{layer.op}'")
-        values[layer.output] = run(graph, layer, *[values[name] for name in layer.inputs])
+        values[layer.output] = run_layer(graph, layer, *[values[name] for name in layer.inputs])
     return values
+
+
+def run_layer(graph: IntGraph, layer: Layer, *inputs: np.ndarray) -> np.ndarray:
+    """One layer on batches of its int8 inputs."""
+    run = _KERNELS.get(layer.op)
+    if run is None:
+        raise ArtifactError(f"layer '{layer.name}': the golden reference has no operator '{layer.op}'")
+    return run(graph, layer, *inputs)
 
 
 def _pad(x: np.ndarray, pads: list[int], value: int) -> np.ndarray:

@@ -48,7 +48,8 @@ def build_harness(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "harness.c"
     source.write_text(harness_source())
-    return _compile([source], directory / "harness", [include_dir()])
+    io = firmware_root() / "host" / "io_host.c"
+    return _compile([source, io], directory / "harness", [include_dir()])
 
 
 def _blob(array: np.ndarray) -> bytes:
@@ -67,20 +68,31 @@ def encode_step(step: Step, inputs: list[np.ndarray], output_bytes: int) -> byte
     return b"".join(parts)
 
 
+def encode_cases(cases: list[tuple[Step, list[np.ndarray], int]]) -> bytes:
+    """cases.bin for the harness: (step, input tensors, output bytes) records."""
+    return b"".join(encode_step(s, x, n) for s, x, n in cases)
+
+
+def split_outputs(data: bytes, cases: list[tuple[Step, list[np.ndarray], int]]) -> list[np.ndarray]:
+    """out.bin of the harness cut into one int8 array per case."""
+    flat = np.frombuffer(data, dtype=np.int8)
+    if len(flat) != sum(size for _, _, size in cases):
+        raise StageFailed(f"kernel harness wrote {len(flat)} bytes, expected {sum(s for _, _, s in cases)}")
+    outputs, offset = [], 0
+    for _, _, size in cases:
+        outputs.append(flat[offset : offset + size].copy())
+        offset += size
+    return outputs
+
+
 def run_steps(harness: Path, cases: list[tuple[Step, list[np.ndarray], int]]) -> list[np.ndarray]:
     """Run (step, inputs, output bytes) cases in one harness process; the int8 outputs."""
     with tempfile.TemporaryDirectory(prefix="mk-harness-") as tmp:
-        case_file, out_file = Path(tmp) / "cases.bin", Path(tmp) / "out.bin"
-        case_file.write_bytes(b"".join(encode_step(s, x, n) for s, x, n in cases))
-        result = subprocess.run([str(harness), str(case_file), str(out_file)], capture_output=True, text=True)
+        (Path(tmp) / "cases.bin").write_bytes(encode_cases(cases))
+        result = subprocess.run([str(harness)], cwd=tmp, capture_output=True, text=True)
         if result.returncode != 0:
             raise StageFailed(f"kernel harness exited with {result.returncode}: {result.stderr[-2000:]}")
-        data = np.frombuffer(out_file.read_bytes(), dtype=np.int8)
-    outputs, offset = [], 0
-    for _, _, size in cases:
-        outputs.append(data[offset : offset + size].copy())
-        offset += size
-    return outputs
+        return split_outputs((Path(tmp) / "out.bin").read_bytes(), cases)
 
 
 def build_host_model(sources: Path, directory: Path) -> Path:

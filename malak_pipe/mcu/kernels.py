@@ -44,15 +44,43 @@ KERNEL_SPECS: dict[str, KernelSpec] = {
         "mk_conv",
         ("in", "out", "scratch"),
         (("weights", "int8_t"), ("chan", "mk_chan_t")),
-        ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *_WINDOW, "in_zp", "out_zp", "act_min", "act_max",
-         "pool", "fast", "lsh"),
+        (
+            "in_h",
+            "in_w",
+            "in_c",
+            "out_h",
+            "out_w",
+            "out_c",
+            *_WINDOW,
+            "in_zp",
+            "out_zp",
+            "act_min",
+            "act_max",
+            "pool",
+            "fast",
+            "lsh",
+        ),
     ),
     "dwconv": KernelSpec(
         "mk_dwconv",
         ("in", "out"),
         (("weights", "int8_t"), ("chan", "mk_chan_t")),
-        ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *_WINDOW, "mult", "in_zp", "out_zp", "act_min",
-         "act_max", "fast", "lsh"),
+        (
+            "in_h",
+            "in_w",
+            "in_c",
+            "out_h",
+            "out_w",
+            "out_c",
+            *_WINDOW,
+            "mult",
+            "in_zp",
+            "out_zp",
+            "act_min",
+            "act_max",
+            "fast",
+            "lsh",
+        ),
     ),
     "fc": KernelSpec(
         "mk_fc",
@@ -76,8 +104,21 @@ KERNEL_SPECS: dict[str, KernelSpec] = {
         "mk_add",
         ("in", "in2", "out"),
         (),
-        ("n", "zp_a", "zp_b", "out_zp", "mult_a", "shift_a", "mult_b", "shift_b", "mult_out", "shift_out",
-         "left_shift", "act_min", "act_max"),
+        (
+            "n",
+            "zp_a",
+            "zp_b",
+            "out_zp",
+            "mult_a",
+            "shift_a",
+            "mult_b",
+            "shift_b",
+            "mult_out",
+            "shift_out",
+            "left_shift",
+            "act_min",
+            "act_max",
+        ),
     ),
 }
 
@@ -262,12 +303,12 @@ def _dwconv_step(graph: IntGraph, layer: Layer) -> Step:
     weights = layer.arrays["weights"].astype(np.int8)  # KH, KW, Cout
     bias = layer.arrays["bias"].astype(np.int64)
     bound = np.abs(bias) + 255 * np.abs(weights.astype(np.int64)).sum(axis=(0, 1))
-    chan, fast, lsh = channel_constants(
-        bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
-    )
+    chan, fast, lsh = channel_constants(bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound)
     ints.update({"fast": int(fast), "lsh": lsh})
     consts = {"weights": np.ascontiguousarray(weights), "chan": chan}
-    return Step("dwconv", [layer.name], [layer.op], [layer.inputs[0]], layer.output, ints, consts, macs=layer.macs(graph))
+    return Step(
+        "dwconv", [layer.name], [layer.op], [layer.inputs[0]], layer.output, ints, consts, macs=layer.macs(graph)
+    )
 
 
 def _fc_step(graph: IntGraph, layer: Layer) -> Step:
@@ -277,9 +318,7 @@ def _fc_step(graph: IntGraph, layer: Layer) -> Step:
     rows = _pad_rows(weights, k4)
     bias = _fold_zero_point(layer, rows, ints["in_zp"])
     bound = np.abs(bias) + 128 * np.abs(rows.astype(np.int64)).sum(axis=1)
-    chan, fast, lsh = channel_constants(
-        bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
-    )
+    chan, fast, lsh = channel_constants(bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound)
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(fast), "lsh": lsh})
     consts = {"weights": interleave_rows(rows, 4), "chan": chan}
     return Step(
@@ -308,9 +347,7 @@ def _avgpool_step(graph: IntGraph, layer: Layer) -> Step:
         ints.update({"kh": ints["in_h"], "kw": ints["in_w"], "sh": 1, "sw": 1, "pt": 0, "pl": 0})
     else:
         ints.update(_window_ints(layer))
-    ints.update(
-        {"c": ints["in_c"], "mult": int(layer.arrays["multiplier"][0]), "shift": int(layer.arrays["shift"][0])}
-    )
+    ints.update({"c": ints["in_c"], "mult": int(layer.arrays["multiplier"][0]), "shift": int(layer.arrays["shift"][0])})
     return Step("avgpool", [layer.name], [layer.op], [layer.inputs[0]], layer.output, ints, macs=layer.macs(graph))
 
 

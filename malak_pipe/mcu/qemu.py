@@ -56,19 +56,24 @@ def _wait(process: subprocess.Popen, timeout_s: float, watch: Path, on_progress:
 
 def run_firmware(
     elf: Path,
-    input_file: Callable[[Path], None],
+    prepare: Callable[[Path], None],
     *,
     machine: str = "mps2-an500",
     icount: bool = True,
     timeout_s: float = 120.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Path, str]:
-    """Run ``elf`` in a temp dir after ``input_file(dir / "input.bin")``; returns (workdir, console)."""
+    """Run ``elf`` in a new temp dir after ``prepare(dir)`` wrote its input files; (workdir, console).
+
+    The caller removes the directory. A non-zero exit raises StageFailed with its meaning.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="mk-qemu-"))
-    input_file(workdir / "input.bin")
+    prepare(workdir)
     console = workdir / "console.txt"
     with open(console, "w") as log:
-        process = subprocess.Popen(qemu_command(elf, machine, icount), cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            qemu_command(elf, machine, icount), cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        )
         _wait(process, timeout_s, workdir / "output.bin", on_progress)
     text = console.read_text(errors="replace")
     if process.returncode != 0:
@@ -94,7 +99,7 @@ def run_images(
     progress = None if on_progress is None else (lambda size: on_progress(min(len(images), size // record)))
     workdir, _ = run_firmware(
         elf,
-        lambda path: simio.write_input(path, images, output_bytes),
+        lambda d: simio.write_input(d / "input.bin", images, output_bytes),
         machine=machine,
         icount=icount,
         timeout_s=timeout_s,
@@ -109,10 +114,21 @@ def run_images(
 def calibrate(elf: Path, iterations: int, *, machine: str = "mps2-an500", timeout_s: float = 60.0) -> tuple[int, int]:
     """(instructions executed by the calibration loop, timer ticks measured around it)."""
     workdir, _ = run_firmware(
-        elf, lambda path: simio.write_calibration(path, iterations), machine=machine, timeout_s=timeout_s
+        elf, lambda d: simio.write_calibration(d / "input.bin", iterations), machine=machine, timeout_s=timeout_s
     )
     try:
         n, ticks = simio.read_calibration(workdir / "output.bin")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 2 * n, ticks
+
+
+def run_cases(elf: Path, cases_bin: bytes, *, machine: str = "mps2-an500", timeout_s: float = 60.0) -> bytes:
+    """Run the kernel harness firmware on ``cases.bin``; the bytes of ``out.bin``."""
+    workdir, _ = run_firmware(
+        elf, lambda d: (d / "cases.bin").write_bytes(cases_bin), machine=machine, icount=False, timeout_s=timeout_s
+    )
+    try:
+        return (workdir / "out.bin").read_bytes()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -34,26 +34,47 @@ class SimSettings:
     timeout_per_image_s: float = 0.5
 
 
-def _run_batch(elf: Path, target: TargetConfig, images: np.ndarray, out_bytes: int, layers: int,
-               settings: SimSettings, on_progress: Callable[[int], None] | None) -> simio.RunOutput:
+def _run_batch(
+    elf: Path,
+    target: TargetConfig,
+    images: np.ndarray,
+    out_bytes: int,
+    layers: int,
+    settings: SimSettings,
+    on_progress: Callable[[int], None] | None,
+) -> simio.RunOutput:
     timeout = settings.timeout_s + settings.timeout_per_image_s * len(images)
     if settings.backend == "qemu":
         if not target.qemu_machine:
             raise ConfigError(
-                f"target '{target.name}' has no QEMU machine", path="target.qemu_machine",
+                f"target '{target.name}' has no QEMU machine",
+                path="target.qemu_machine",
                 hint="use backend=renode for this target, or target=mps2_an500",
             )
         return qemu.run_images(
-            elf, images, out_bytes, layers, machine=target.qemu_machine, icount=settings.icount,
-            timeout_s=timeout, on_progress=on_progress,
+            elf,
+            images,
+            out_bytes,
+            layers,
+            machine=target.qemu_machine,
+            icount=settings.icount,
+            timeout_s=timeout,
+            on_progress=on_progress,
         )
     if settings.backend == "renode":
         return renode.run_images(elf, images, out_bytes, layers, target=target, timeout_s=timeout)
     raise ConfigError(f"unknown simulator backend '{settings.backend}'", path="backend", hint="use qemu or renode")
 
 
-def run_on_target(elf: Path, target: TargetConfig, images: np.ndarray, out_bytes: int, layers: int,
-                  settings: SimSettings, progress: Callable[[int], None] | None = None) -> simio.RunOutput:
+def run_on_target(
+    elf: Path,
+    target: TargetConfig,
+    images: np.ndarray,
+    out_bytes: int,
+    layers: int,
+    settings: SimSettings,
+    progress: Callable[[int], None] | None = None,
+) -> simio.RunOutput:
     """All images through the firmware, ``settings.batch_images`` per launch; results concatenated."""
     parts: list[simio.RunOutput] = []
     done = 0
@@ -143,8 +164,9 @@ def _accuracy(logits: np.ndarray, golden: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
-def _instruction_counts(result: simio.RunOutput, plan: dict, target: TargetConfig, settings: SimSettings,
-                        n: int) -> dict:
+def _instruction_counts(
+    result: simio.RunOutput, plan: dict, target: TargetConfig, settings: SimSettings, n: int
+) -> dict:
     """Per-inference and per-layer instruction counts (None when the timer does not count instructions)."""
     exact = settings.backend == "renode" or (settings.icount and target.timer == "cmsdk")
     scale = target.instructions_per_tick if exact else None

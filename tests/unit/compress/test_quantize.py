@@ -185,3 +185,38 @@ def test_dynamic_ptq_artifact_round_trip(trained, tmp_path):
     TORCH_MODEL_INT8.save(QuantizedModelArtifact(MODEL, ptq.recipe(trained, (1, 8, 8)), int8), path)
     x = torch.randn(4, 1, 8, 8)
     assert torch.equal(TORCH_MODEL_INT8.load(path).module(x), int8(x))
+
+
+def test_quantized_channel_pruned_model_reloads_with_its_pruned_shapes(trained, dataset, tmp_path):
+    from malak_pipe.compress import StructuredPruneConfig, StructuredPruner
+
+    StructuredPruner(StructuredPruneConfig(ratio=0.5)).prune(trained, dataset.input_shape)
+    ptq, int8 = _static_int8(trained, dataset)
+    path = tmp_path / "pruned_int8.pt"
+    # saved with the ORIGINAL config: the recipe's float shapes carry the pruned widths
+    TORCH_MODEL_INT8.save(QuantizedModelArtifact(MODEL, ptq.recipe(trained, dataset.input_shape), int8), path)
+    loaded = TORCH_MODEL_INT8.load(path).module
+    assert loaded.conv1.weight().shape[0] == trained.conv1.out_channels < 16
+    x = dataset.test.x[:8]
+    assert torch.equal(loaded(x), int8(x))
+
+
+def test_qat_freezes_batch_norm_statistics(dataset):
+    cfg = ModelConfig(name="mobilenet_v2", in_channels=1, num_classes=4, image_size=8, width_mult=0.25)
+    torch.manual_seed(0)
+    qat = QAT(QATConfig(freeze_bn_after_epoch=0))
+    prepared = qat.prepare(build_model(cfg))
+    fused = [m for m in prepared.modules() if isinstance(m, torch.ao.nn.intrinsic.qat.ConvBn2d)]
+    assert fused and not any(m.freeze_bn for m in fused)
+    bn = fused[0].bn
+    running_mean = bn.running_mean.clone()
+    qat.train(prepared, dataset, FitSettings(epochs=1, batch_size=32, lr=1e-4, max_batches_per_epoch=2))
+    assert all(m.freeze_bn for m in fused)
+    assert torch.equal(bn.running_mean, running_mean)
+
+
+def test_payload_bytes_of_int8_is_about_a_quarter(trained, dataset):
+    from malak_pipe.compress.report import payload_bytes
+
+    _, int8 = _static_int8(trained, dataset)
+    assert 3.0 < payload_bytes(trained) / payload_bytes(int8) <= 4.0

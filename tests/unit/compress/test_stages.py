@@ -59,7 +59,7 @@ def test_ptq_static_stage(files, tmp_path, upstream, dataset):
     result, outputs = _run("ptq_static", config, files, tmp_path, upstream)
     metrics = result.metrics
     assert set(metrics) >= STANDARD | WITH_BASELINE
-    assert metrics["calibration_images"] == 128
+    assert metrics["calibration_images"] == 128 and metrics["payload_compression_vs_input"] > 3.0
     assert metrics["compression_vs_baseline"] > 2.0 and metrics["test_top1_drop_vs_baseline_pp"] < 5.0
     loaded = TORCH_MODEL_INT8.load(outputs["model"])
     assert loaded.recipe.mode == "static" and loaded.module(dataset.test.x[:2]).shape == (2, 4)

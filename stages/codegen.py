@@ -1,0 +1,52 @@
+"""codegen: lower an int8 QDQ ONNX model to integer C (model.c, model_data.c) and an arena plan."""
+
+from __future__ import annotations
+
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+
+
+class CodegenConfig(StageConfig):
+    """``fuse_pool``: fuse 2x2 max-pools into the convolution before them (RAM and speed).
+    ``host_check_images``: random inputs run through the generated C compiled for the host and
+    compared bit for bit with the golden reference (0 to skip)."""
+
+    fuse_pool: bool = True
+    host_check_images: int = 32
+    seed: int = 0
+
+
+class Codegen(Stage):
+    """int8 QDQ ONNX -> integer graph (golden reference) -> C sources with a static arena."""
+
+    name = "codegen"
+    version = 1
+    Config = CodegenConfig
+    inputs = {"model": "onnx_model_int8"}
+    outputs = {"sources": "c_sources"}
+    description = "int8 ONNX (QDQ) to specialized C kernels calls, constants and arena plan"
+
+    def run(self, cfg: CodegenConfig, ctx: StageContext) -> StageResult:
+        from malak_pipe.mcu.codegen import generate
+        from malak_pipe.mcu.lower import lower_onnx
+        from malak_pipe.mcu.selfcheck import host_check
+
+        graph = lower_onnx(ctx.load("model"))
+        warnings: list[str] = []
+        with ctx.output_path("sources") as path:
+            path.mkdir(parents=True, exist_ok=True)
+            generated = generate(graph, path, fuse_pool=cfg.fuse_pool)
+            check = host_check(graph, path, cfg.host_check_images, cfg.seed) if cfg.host_check_images else None
+        if check is None and cfg.host_check_images:
+            warnings.append("no host C compiler: the generated C was not checked against the golden reference")
+        metrics = {
+            "macs": generated.macs,
+            "param_bytes": generated.param_bytes,
+            "arena_bytes": generated.arena.size,
+            "arena_lower_bound_bytes": generated.arena.lower_bound,
+            "layers": len(generated.steps),
+            "kernels": [step.kernel for step in generated.steps],
+        }
+        if check is not None:
+            metrics["host_bit_exact_rate"] = check
+        ctx.log(f"{len(generated.steps)} kernel calls, {generated.macs} MACs, arena {generated.arena.size} B")
+        return StageResult(metrics=metrics, warnings=warnings)

@@ -1,0 +1,81 @@
+"""sim_run: run the firmware on a simulator over test images; accuracy, bit-exactness, instructions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
+from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+
+
+class SimRunConfig(StageConfig):
+    """``num_images``: test images to run (null: the whole split). ``icount``: exact instruction
+    counting under QEMU (-icount shift=0). ``batch_images`` images go through one simulator
+    launch; a launch gets ``timeout_s`` + ``timeout_per_image_s`` per image before it is stopped."""
+
+    backend: Literal["qemu", "renode"] = "qemu"
+    split: Literal["test", "val"] = "test"
+    num_images: PositiveInt | None = 1000
+    icount: bool = True
+    batch_images: PositiveInt = 2000
+    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_per_image_s: float = Field(default=0.5, gt=0)
+
+
+class SimRun(Stage):
+    """Inference on the simulated MCU vs the golden reference and ONNX Runtime."""
+
+    name = "sim_run"
+    version = 1
+    Config = SimRunConfig
+    inputs = {"firmware": "firmware_elf", "sources": "c_sources", "data": "dataset", "onnx_int8": "onnx_model_int8"}
+    optional_inputs = frozenset({"onnx_int8"})
+    outputs = {"report": "json"}
+    description = "firmware on QEMU/Renode: top-1, bit-exactness vs golden, instructions per inference"
+
+    def run(self, cfg: SimRunConfig, ctx: StageContext) -> StageResult:
+        import numpy as np
+
+        from malak_pipe.mcu.simulate import SimSettings, evaluate_firmware
+
+        data = ctx.load("data")
+        split = getattr(data, cfg.split)
+        x, y = _numpy(split.x), _numpy(split.y)
+        if cfg.num_images is not None:
+            x, y = x[: cfg.num_images], y[: cfg.num_images]
+        onnx_path = ctx.load("onnx_int8").path if ctx.has_input("onnx_int8") else None
+        settings = SimSettings(cfg.backend, cfg.icount, cfg.batch_images, cfg.timeout_s, cfg.timeout_per_image_s)
+        with ctx.progress(len(x), f"{cfg.backend}: images") as bar:
+            state = {"done": 0}
+
+            def advance(done: int) -> None:
+                if done > state["done"]:
+                    bar.advance(done - state["done"])
+                    state["done"] = done
+
+            metrics, report = evaluate_firmware(
+                ctx.load("firmware"),
+                ctx.load("sources"),
+                np.asarray(x, dtype=np.float32),
+                y,
+                settings,
+                onnx_path=onnx_path,
+                progress=advance,
+            )
+        ctx.save("report", report)
+        warnings = []
+        if metrics["bit_exact_rate"] < 1.0:
+            warnings.append(
+                f"{metrics['bit_exact_mismatches']} of {metrics['images']} images differ from the golden reference"
+            )
+        ipi = metrics.get("instructions_per_inference")
+        ctx.log(f"top-1 {metrics['top1']:.4f}, bit-exact {metrics['bit_exact_rate']:.4f}, instructions {ipi}")
+        return StageResult(metrics=metrics, warnings=warnings)
+
+
+def _numpy(value):
+    """A torch tensor or array-like as a numpy array."""
+    import numpy as np
+
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
