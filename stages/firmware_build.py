@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import Field
@@ -42,7 +41,6 @@ class FirmwareBuild(Stage):
         with ctx.output_path("firmware") as path:
             path.mkdir(parents=True, exist_ok=True)
             report = build_firmware(sources, path, cfg.target, options)
-            (path / "target.json").write_text(json.dumps(cfg.target.model_dump(), indent=1))
         ctx.log(
             f"flash {report['flash_bytes']} B (params {report['param_bytes']} B, code {report['code_bytes']} B), "
             f"RAM {report['ram_bytes']} B (arena {report['arena_bytes']} B, stack {report['stack_bytes']} B)"

@@ -106,7 +106,7 @@ def layer_tables(cfg: ProfileConfig, variants: list[Any], shape: tuple[int, ...]
         if v.kind == "onnx":
             layers = ort_layer_profile(v.model, x, threads=cfg.threads[0], runs=cfg.per_layer_runs)
         else:
-            layers = torch_layer_profile(v.model, x, runs=cfg.per_layer_runs, engine=v.engine)
+            layers = torch_layer_profile(v.model, x, runs=cfg.per_layer_runs, engine=v.engine, threads=cfg.threads[0])
         tables[v.name] = [layer.as_dict() for layer in layers]
     return tables
 

@@ -35,8 +35,9 @@ class QuantizeONNXConfig(StageConfig):
     calibration_batch_size: PositiveInt = 32
     calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     percentile: float = 99.999
+    entropy_bins: PositiveInt = 2048
     per_channel: bool = True
-    activation_type: Literal["int8", "uint8"] = "int8"
+    activation_type: Literal["int8", "uint8"] = "uint8"
     reduce_range: bool = False
     qoperator_activation_type: Literal["int8", "uint8"] = "uint8"
     opset: int = 18
@@ -110,6 +111,7 @@ class QuantizeONNX(Stage):
             activation_type=cfg.activation_type,
             reduce_range=cfg.reduce_range,
             percentile=cfg.percentile,
+            entropy_bins=cfg.entropy_bins,
             qoperator_activation_type=cfg.qoperator_activation_type,
         )
         quantize_ort_static(ctx.load("model"), batches, qdq, settings=settings, qoperator_path=qop)

@@ -280,6 +280,88 @@ MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t 
     }
 }
 
+/* ------------------------------------------- convolution of a 1-channel input */
+
+/* The q15 columns of pixels (oy, ox0 .. ox0 + n - 1) of a one-channel input: k2 halfwords
+ * each (k = kh * kw values in natural order, zero padded to even; outside pixels read in_zp). */
+MK_INLINE void mk_im2col_row1(int16_t *restrict col, const int8_t *restrict in, int oy, int ox0, int n, int in_h,
+                              int in_w, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k2)
+{
+    for (int i = 0; i < n; i++) {
+        const int iy0 = oy * sh - pt, ix0 = (ox0 + i) * sw - pl;
+        int16_t *dst = col + i * k2;
+        for (int ky = 0; ky < kh; ky++) {
+            const int iy = iy0 + ky;
+            for (int kx = 0; kx < kw; kx++) {
+                const int ix = ix0 + kx;
+                *dst++ = (int16_t)((iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in[iy * in_w + ix] : in_zp);
+            }
+        }
+        if ((kh * kw) & 1) {
+            *dst = 0;
+        }
+    }
+}
+
+/* acc + w . x over k2/2 words (q15 pairs) */
+MK_INLINE int32_t mk_dot_q15(const int32_t *x, const int32_t *w, int words, int32_t acc)
+{
+    for (int j = 0; j < words; j++) {
+        acc = mk_smlad(w[j], x[j], acc);
+    }
+    return acc;
+}
+
+/*
+ * Convolution of a one-channel input (a first layer), weights (out_c, k2) int16 (q15, zero
+ * padded to even k2), optionally with the 2x2 stride-2 max-pool fused. Rows are streamed: the
+ * columns of the one (two with pool) convolution rows an output row needs are built in col,
+ * then each channel's weights stay in registers while it sweeps the row.
+ * col: (pool ? 2 * 2 * (out_w / 2) : out_w) x k2 halfwords.
+ */
+MK_INLINE void mk_conv1(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
+                        const int16_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int out_h,
+                        int out_w, int out_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp,
+                        int act_min, int act_max, int pool, int fast, int lsh)
+{
+    const int k2 = (kh * kw + 1) & ~1, words = k2 / 2;
+    const int32_t *w32 = (const int32_t *)w;
+    if (pool) {
+        const int ph = out_h / 2, pw = out_w / 2, n = 2 * pw;
+        const int32_t *row0 = col, *row1 = col + n * words;
+        for (int py = 0; py < ph; py++) {
+            mk_im2col_row1((int16_t *)col, in, 2 * py, 0, n, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp, k2);
+            mk_im2col_row1((int16_t *)col + n * k2, in, 2 * py + 1, 0, n, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp,
+                           k2);
+            int8_t *dst = out + py * pw * out_c;
+            for (int c = 0; c < out_c; c++) {
+                const int32_t *wc = w32 + c * words;
+                const int32_t b = ch[c].bias;
+                for (int px = 0; px < pw; px++) {
+                    const int32_t *x = row0 + 2 * px * words, *y = row1 + 2 * px * words;
+                    int32_t m = mk_dot_q15(x, wc, words, b);
+                    m = mk_max32(m, mk_dot_q15(x + words, wc, words, b));
+                    m = mk_max32(m, mk_dot_q15(y, wc, words, b));
+                    m = mk_max32(m, mk_dot_q15(y + words, wc, words, b));
+                    dst[px * out_c + c] = (int8_t)mk_clamp(mk_requant(m, &ch[c], fast, lsh, out_zp), act_min, act_max);
+                }
+            }
+        }
+        return;
+    }
+    for (int oy = 0; oy < out_h; oy++) {
+        mk_im2col_row1((int16_t *)col, in, oy, 0, out_w, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp, k2);
+        int8_t *dst = out + oy * out_w * out_c;
+        for (int c = 0; c < out_c; c++) {
+            const int32_t *wc = w32 + c * words;
+            for (int ox = 0; ox < out_w; ox++) {
+                const int32_t a = mk_dot_q15(col + ox * words, wc, words, ch[c].bias);
+                dst[ox * out_c + c] = (int8_t)mk_clamp(mk_requant(a, &ch[c], fast, lsh, out_zp), act_min, act_max);
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------ fully connected */
 
 /* One group of 4 values of 4 interleaved rows (16 bytes) against q15 x (2 words). */
@@ -393,17 +475,109 @@ MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *r
 
 /* ---------------------------------------------------------- depthwise conv */
 
-/*
- * Depthwise convolution, weights (kh, kw, out_c) int8, out channel o reads input channel
- * o / mult. Only the taps inside the input are visited, on (x - in_zp), so padding costs
- * nothing; four channels share each 32-bit load when mult == 1 and in_c % 4 == 0.
- */
-MK_INLINE void mk_dwconv(const int8_t *restrict in, int8_t *restrict out, const int8_t *restrict w,
-                         const mk_chan_t *restrict ch, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c,
-                         int kh, int kw, int sh, int sw, int pt, int pl, int mult, int in_zp, int out_zp, int act_min,
-                         int act_max, int fast, int lsh)
+/* Four channels c..c+3 of one pixel, taps read from kh padded rows (row[ky] + column offset),
+ * with the input zero point folded into the bias (ch[].bias): per tap one load of 4 inputs, one
+ * of 4 weights, four SXTB16 and four SMLABB/SMLATT; the taps unroll (kh, kw are constants). */
+MK_INLINE void mk_dw_taps4(const int8_t *const *row, int col, const int8_t *w, int in_c, int kh, int kw, int out_c,
+                           int32_t *s)
 {
-    const int32_t off2 = (int32_t)(((uint32_t)(-in_zp) & 0xFFFFu) | ((uint32_t)(-in_zp) << 16));
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    for (int ky = 0; ky < kh; ky++) {
+        const int8_t *src = row[ky] + col;
+        for (int kx = 0; kx < kw; kx++) {
+            const int32_t x = mk_ld32(src + kx * in_c);
+            const int32_t v = mk_ld32(w + (ky * kw + kx) * out_c);
+            const int32_t x02 = mk_sxtb16(x), x13 = mk_sxtb16_ror8(x);
+            const int32_t w02 = mk_sxtb16(v), w13 = mk_sxtb16_ror8(v);
+            s0 = mk_smlabb(x02, w02, s0);
+            s2 = mk_smlatt(x02, w02, s2);
+            s1 = mk_smlabb(x13, w13, s1);
+            s3 = mk_smlatt(x13, w13, s3);
+        }
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
+/* Input row iy (or a row of zero points outside the input) padded to wp columns starting at
+ * column -pl, into dst (wp x in_c bytes, in_c a multiple of 4). */
+MK_INLINE void mk_pad_row(int8_t *restrict dst, const int8_t *restrict in, int iy, int in_h, int in_w, int in_c,
+                          int wp, int pl, int in_zp)
+{
+    const int32_t zp4 = (int32_t)(0x01010101u * (uint8_t)in_zp);
+    for (int j = 0; j < wp; j++) {
+        const int ix = j - pl;
+        int8_t *d = dst + j * in_c;
+        if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+            const int8_t *src = in + (iy * in_w + ix) * in_c;
+            for (int c = 0; c < in_c; c += 4) {
+                mk_st32(d + c, mk_ld32(src + c));
+            }
+        } else {
+            for (int c = 0; c < in_c; c += 4) {
+                mk_st32(d + c, zp4);
+            }
+        }
+    }
+}
+
+/* Any channel multiplier / channel count: one output channel at a time on (x - in_zp). */
+MK_INLINE int32_t mk_dw_scalar(const int8_t *in, const int8_t *w, int o, int ci, int iy0, int ix0, int ky0, int ky1,
+                               int kx0, int kx1, int in_w, int in_c, int kw, int out_c, int in_zp, int32_t acc)
+{
+    for (int ky = ky0; ky < ky1; ky++) {
+        for (int kx = kx0; kx < kx1; kx++) {
+            const int32_t x = in[((iy0 + ky) * in_w + ix0 + kx) * in_c + ci] - in_zp;
+            acc += x * w[(ky * kw + kx) * out_c + o];
+        }
+    }
+    return acc;
+}
+
+/*
+ * Depthwise convolution, weights (kh, kw, out_c) int8, output channel o reads input channel
+ * o / mult. When mult == 1 and in_c % 4 == 0 the input rows a window needs are kept padded
+ * (zero point outside) in a ring of kh rows in scratch (kh x wp x in_c bytes,
+ * wp = (out_w - 1) * sw + kw): every input row is copied once and every pixel takes the
+ * unrolled path with ch[].bias, which has the input zero point folded in. Otherwise one
+ * channel at a time over the taps inside, on x - in_zp, from bias[] (the layer's own bias).
+ */
+MK_INLINE void mk_dwconv(const int8_t *restrict in, int8_t *restrict out, int8_t *restrict scratch,
+                         const int8_t *restrict w, const mk_chan_t *restrict ch, const int32_t *restrict bias,
+                         int in_h, int in_w, int in_c, int out_h, int out_w, int out_c, int kh, int kw, int sh, int sw,
+                         int pt, int pl, int mult, int in_zp, int out_zp, int act_min, int act_max, int fast, int lsh)
+{
+    if (mult == 1 && (in_c & 3) == 0) {
+        const int wp = (out_w - 1) * sw + kw;
+        const int8_t *row[16];
+        int loaded = -1 - pt; /* the last input row copied into the ring */
+        for (int oy = 0; oy < out_h; oy++) {
+            const int iy0 = oy * sh - pt;
+            for (int ky = 0; ky < kh; ky++) {
+                const int iy = iy0 + ky;
+                int8_t *slot = scratch + ((iy + kh * 64) % kh) * wp * in_c;
+                if (iy > loaded) {
+                    mk_pad_row(slot, in, iy, in_h, in_w, in_c, wp, pl, in_zp);
+                    loaded = iy;
+                }
+                row[ky] = slot;
+            }
+            int8_t *dst = out + oy * out_w * out_c;
+            for (int ox = 0; ox < out_w; ox++, dst += out_c) {
+                for (int c = 0; c < out_c; c += 4) {
+                    int32_t s[4] = {ch[c].bias, ch[c + 1].bias, ch[c + 2].bias, ch[c + 3].bias};
+                    mk_dw_taps4(row, ox * sw * in_c + c, w + c, in_c, kh, kw, out_c, s);
+                    for (int r = 0; r < 4; r++) {
+                        dst[c + r] =
+                            (int8_t)mk_clamp(mk_requant(s[r], &ch[c + r], fast, lsh, out_zp), act_min, act_max);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (int oy = 0; oy < out_h; oy++) {
         const int iy0 = oy * sh - pt;
         const int ky0 = iy0 < 0 ? -iy0 : 0;
@@ -413,40 +587,9 @@ MK_INLINE void mk_dwconv(const int8_t *restrict in, int8_t *restrict out, const 
             const int kx0 = ix0 < 0 ? -ix0 : 0;
             const int kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
             int8_t *dst = out + (oy * out_w + ox) * out_c;
-            if (mult == 1 && (in_c & 3) == 0) {
-                for (int c = 0; c < out_c; c += 4) {
-                    int32_t s0 = ch[c].bias, s1 = ch[c + 1].bias, s2 = ch[c + 2].bias, s3 = ch[c + 3].bias;
-                    for (int ky = ky0; ky < ky1; ky++) {
-                        const int8_t *src = in + ((iy0 + ky) * in_w + ix0) * in_c + c;
-                        const int8_t *wk = w + ky * kw * out_c + c;
-                        for (int kx = kx0; kx < kx1; kx++) {
-                            const int32_t x = mk_ld32(src + kx * in_c);
-                            const int32_t v = mk_ld32(wk + kx * out_c);
-                            const int32_t x02 = mk_sadd16(mk_sxtb16(x), off2);
-                            const int32_t x13 = mk_sadd16(mk_sxtb16_ror8(x), off2);
-                            const int32_t w02 = mk_sxtb16(v), w13 = mk_sxtb16_ror8(v);
-                            s0 = mk_smlabb(x02, w02, s0);
-                            s2 = mk_smlatt(x02, w02, s2);
-                            s1 = mk_smlabb(x13, w13, s1);
-                            s3 = mk_smlatt(x13, w13, s3);
-                        }
-                    }
-                    dst[c] = (int8_t)mk_clamp(mk_requant(s0, &ch[c], fast, lsh, out_zp), act_min, act_max);
-                    dst[c + 1] = (int8_t)mk_clamp(mk_requant(s1, &ch[c + 1], fast, lsh, out_zp), act_min, act_max);
-                    dst[c + 2] = (int8_t)mk_clamp(mk_requant(s2, &ch[c + 2], fast, lsh, out_zp), act_min, act_max);
-                    dst[c + 3] = (int8_t)mk_clamp(mk_requant(s3, &ch[c + 3], fast, lsh, out_zp), act_min, act_max);
-                }
-                continue;
-            }
             for (int o = 0; o < out_c; o++) {
-                const int ci = o / mult;
-                int32_t s = ch[o].bias;
-                for (int ky = ky0; ky < ky1; ky++) {
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        const int32_t x = in[((iy0 + ky) * in_w + ix0 + kx) * in_c + ci] - in_zp;
-                        s += x * w[(ky * kw + kx) * out_c + o];
-                    }
-                }
+                const int32_t s = mk_dw_scalar(in, w, o, o / mult, iy0, ix0, ky0, ky1, kx0, kx1, in_w, in_c, kw, out_c,
+                                               in_zp, bias[o]);
                 dst[o] = (int8_t)mk_clamp(mk_requant(s, &ch[o], fast, lsh, out_zp), act_min, act_max);
             }
         }
@@ -532,11 +675,35 @@ MK_INLINE void mk_avgpool(const int8_t *restrict in, int8_t *restrict out, int i
 
 /* ---------------------------------------------------------------------- add */
 
-/* Elementwise add with its own rescale (TFLite int8 ADD). */
+/* RoundingDivideByPOT for r >= 0 (see mk_requant.h) */
+MK_INLINE int32_t mk_rdbpot_pos(int32_t v, int r)
+{
+    return r == 0 ? v : (v + (v >> 31) + (1 << (r - 1))) >> r;
+}
+
+/*
+ * Elementwise add with its own rescale (TFLite int8 ADD): each input (x - zp) << left_shift is
+ * scaled by its multiplier, the sum by the output multiplier. When every shift is a right shift
+ * (the usual case) the same values come from SMMULR: |(x - zp) << (left_shift + 1)| < 2^31 for
+ * left_shift <= 22, and the scaled sum stays below 2^30.
+ */
 MK_INLINE void mk_add(const int8_t *restrict a, const int8_t *restrict b, int8_t *restrict out, int n, int zp_a,
                       int zp_b, int out_zp, int32_t mult_a, int32_t shift_a, int32_t mult_b, int32_t shift_b,
                       int32_t mult_out, int32_t shift_out, int left_shift, int act_min, int act_max)
 {
+    const int fast = left_shift <= 22 && shift_a <= 0 && shift_b <= 0 && shift_out < 0 && shift_out >= -22;
+    if (fast) {
+        const int ra = -shift_a, rb = -shift_b, ro = -shift_out;
+        const int32_t off = (1 << (ro - 1)) + (int32_t)((uint32_t)out_zp << ro);
+        for (int i = 0; i < n; i++) {
+            const int32_t x = mk_smmulr((a[i] - zp_a) << (left_shift + 1), mult_a);
+            const int32_t y = mk_smmulr((b[i] - zp_b) << (left_shift + 1), mult_b);
+            int32_t v = mk_smmulr((mk_rdbpot_pos(x, ra) + mk_rdbpot_pos(y, rb)) << 1, mult_out);
+            v += v >> 31;
+            out[i] = (int8_t)mk_clamp((v + off) >> ro, act_min, act_max);
+        }
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const int32_t x = (int32_t)((uint32_t)(a[i] - zp_a) << left_shift);
         const int32_t y = (int32_t)((uint32_t)(b[i] - zp_b) << left_shift);

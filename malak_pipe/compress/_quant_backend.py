@@ -21,10 +21,11 @@ Which quantization API, and why (torch 2.13, CPU):
   that cannot be saved at all and bakes the batch size into the graph, and every load needs a
   ``torch.export`` re-trace. It also adds a dependency the project does not have.
 
-Both torch.ao paths emit deprecation warnings; they are silenced here, around each call, and
-nowhere else. Moving to torchao means rewriting this one module: the rest of the library
-sees only :func:`prepare_static`, :func:`prepare_qat`, :func:`convert`, :func:`quantize_dynamic`,
-:func:`rebuild` and the freeze helpers.
+Both torch.ao paths emit deprecation warnings (torch 2.13 also deprecates creating quantized
+tensors at all, pytorch issue 184982, so this path has a horizon); they are silenced here,
+around each call, and nowhere else. Moving to torchao means rewriting this one module: the
+rest of the library sees only :func:`prepare_static`, :func:`prepare_qat`, :func:`convert`,
+:func:`quantize_dynamic`, :func:`rebuild`, :func:`calibrate` and the freeze helpers.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def prepare_static(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModu
             return prepare_fx(
                 float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
             )
-    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as exc:
+    except torch.fx.proxy.TraceError as exc:
         raise _trace_error(exc) from exc
 
 
@@ -195,7 +196,7 @@ def prepare_qat(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
             return prepare_qat_fx(
                 float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
             )
-    except (torch.fx.proxy.TraceError, TypeError, NotImplementedError) as exc:
+    except torch.fx.proxy.TraceError as exc:
         raise _trace_error(exc) from exc
 
 

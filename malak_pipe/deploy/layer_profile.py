@@ -80,8 +80,10 @@ def _torch_macs(module: Any, output: Any) -> int:
     return int(output.numel()) * int(np.prod(shape[1:]))
 
 
-def torch_layer_profile(module: Any, x: np.ndarray, *, runs: int = 20, engine: str | None = None) -> list[LayerStat]:
-    """Per-leaf-module time and MACs of ``module`` on ``x`` (sorted, slowest first)."""
+def torch_layer_profile(
+    module: Any, x: np.ndarray, *, runs: int = 20, engine: str | None = None, threads: int = 1
+) -> list[LayerStat]:
+    """Per-leaf-module time and MACs of ``module`` on ``x`` with ``threads`` threads (slowest first)."""
     import torch
 
     from malak_pipe.deploy.torch_int8 import quantized_engine
@@ -102,6 +104,8 @@ def torch_layer_profile(module: Any, x: np.ndarray, *, runs: int = 20, engine: s
 
         handles += [leaf.register_forward_pre_hook(pre), leaf.register_forward_hook(post)]
     tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         with quantized_engine(engine), torch.inference_mode():
             module.eval()(tensor)
@@ -109,6 +113,7 @@ def torch_layer_profile(module: Any, x: np.ndarray, *, runs: int = 20, engine: s
             for _ in range(runs):
                 module(tensor)
     finally:
+        torch.set_num_threads(previous_threads)
         for handle in handles:
             handle.remove()
     layers = [

@@ -5,7 +5,8 @@ model's pages may not grow RSS at all). The probe starts a clean interpreter, im
 and ONNX Runtime, then reports from ``/proc/self/status`` (Linux):
 
 - ``load_mb``: RSS growth from loading the model (torch artifact, or ORT session creation),
-  after ``malloc_trim`` has returned freed heap to the OS;
+  after ``malloc_trim`` has returned freed heap to the OS; the model is loaded, run and
+  dropped once before, so lazy imports and one-time runtime set-up are not counted;
 - ``inference_mb``: growth of peak RSS (``VmHWM``, reset through ``/proc/self/clear_refs``)
   above the loaded state while warm-up and measured calls run: activations, arenas, scratch;
 - ``peak_mb``: ``load_mb + inference_mb``, the model's footprint while it runs.
@@ -72,6 +73,9 @@ def measure_in_this_process(spec: dict[str, Any]) -> dict[str, float]:
     import onnxruntime  # noqa: F401  (imported before the baseline, like torch)
     import torch  # noqa: F401
 
+    warm = _load(spec)  # first load: lazy imports, runtime set-up, thread pools
+    warm()
+    del warm
     _trim()
     base = _status_kb("VmRSS")
     fn = _load(spec)

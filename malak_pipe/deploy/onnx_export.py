@@ -29,9 +29,9 @@ DEFAULT_OPSET = 18
 
 
 @contextlib.contextmanager
-def quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's progress prints, deprecation warnings and torchvision notices."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+def quiet_logs(*names: str) -> Iterator[None]:
+    """Raise the named loggers to ERROR and drop warnings and stdout prints inside the block."""
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
@@ -42,6 +42,11 @@ def quiet_exporter() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def quiet_exporter() -> contextlib.AbstractContextManager[None]:
+    """Silence the exporter's progress prints, deprecation warnings and torchvision notices."""
+    return quiet_logs("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")
 
 
 def export_onnx(

@@ -10,10 +10,10 @@ fake-quantize. The dynamo exporter writes each fake-quantize as ``QuantizeLinear
 DequantizeLinear``; :func:`finalize_qdq` then stores weights as int8 initializers and biases as
 int32 (scale = input scale x weight scale), the layout ORT's own quantizer writes.
 
-torch's quint8 activations (zero point ``z``) become int8 with zero point ``z - 128`` and the
-same scale: the integer grids are identical and both saturate at the ends of their 8-bit
-type, so the mapping is exact (torch kernels clamp at [0, 255] even with x86's reduced
-calibration range).
+torch's quint8 activations are written as uint8 (default), or as int8 with zero point
+``z - 128`` and the same scale: the integer grids are identical and both saturate at the
+ends of their 8-bit type, so the mapping is exact (torch kernels clamp at [0, 255] even with
+x86's reduced calibration range).
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _replace_quantized_function(graph: Any, node: Any, table: dict[Any, Any]) ->
     return last
 
 
-def fake_quant_twin(int8_module: Any, sample: Any, *, activation_type: ActivationType = "int8") -> Any:
+def fake_quant_twin(int8_module: Any, sample: Any, *, activation_type: ActivationType = "uint8") -> Any:
     """A float ``GraphModule`` that computes what ``int8_module`` computes, in fake-quant form."""
     import torch
     from torch import fx
@@ -370,7 +370,7 @@ def export_torch_int8_qdq(
     path: Path | str,
     *,
     calibration_sample: Any = None,
-    activation_type: ActivationType = "int8",
+    activation_type: ActivationType = "uint8",
     opset: int = 18,
     batch_size: int = 1,
     dynamic_batch: bool = False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,15 @@ from malak_pipe.mcu.files import firmware_root
 from malak_pipe.mcu.target import TargetConfig
 
 INSTALL_HINT = "install the Arm GNU toolchain: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
-RUNTIME_SOURCES = ("src/main.c", "src/startup_cm7.c", "src/semihost.c")
+IO_SOURCES = {"semihosting": "src/semihost.c", "mailbox": "src/io_mailbox.c"}
+
+
+def runtime_sources(target: TargetConfig) -> list[Path]:
+    """The runner, startup code and the target's I/O layer."""
+    root = firmware_root()
+    return [root / "src" / "main.c", root / "src" / "startup_cm7.c", root / IO_SOURCES[target.io]]
+
+
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
@@ -46,16 +55,21 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     if target.float_abi != "soft":
         flags.append(f"-mfpu={target.fpu}")
     flags += [options.opt_level, "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
-    flags += ["-fno-strict-aliasing", f"-DMK_TIMER_{target.timer.upper()}", *options.extra_cflags]
+    flags += [
+        "-fno-strict-aliasing",
+        f"-DMK_TIMER_{target.timer.upper()}",
+        f"-DMK_MAILBOX_BASE={target.mailbox_address}u",
+    ]
+    flags += list(options.extra_cflags)
     return flags
 
 
-def _run(command: list[str], log: Path, what: str) -> str:
-    result = subprocess.run(command, capture_output=True, text=True)
+def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     with open(log, "a") as handle:
         handle.write("$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n")
     if result.returncode != 0:
-        raise StageFailed(f"{what} failed (exit {result.returncode}):\n{result.stderr[-3000:]}", path=str(log))
+        raise StageFailed(f"{what} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-3000:]}")
     return result.stdout
 
 
@@ -77,23 +91,35 @@ def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
 def compile_and_link(
     sources: list[Path], includes: list[Path], out_dir: Path, target: TargetConfig, options: BuildOptions
 ) -> Path:
-    """Cross-compile C files and link them with the target's linker script into out_dir/firmware.elf."""
+    """Cross-compile C files and link them with the target's script into out_dir/firmware.elf.
+
+    Objects go to a temporary directory; absolute paths are mapped (-ffile-prefix-map) and
+    removed from the log and map file, so the same sources give the same bytes.
+    """
     gcc = arm_tool("gcc")
     root = firmware_root()
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = out_dir / "build.log"
-    flags = cflags(target, options) + [f"-I{p}" for p in [root / "include", *includes]]
-    objects = []
-    for source in sources:
-        obj = out_dir / (source.stem + ".o")
-        _run([gcc, *flags, "-c", str(source), "-o", str(obj)], log, f"compiling {source.name}")
-        objects.append(str(obj))
-    elf = out_dir / "firmware.elf"
-    link = [gcc, *cflags(target, options), "-nostartfiles", "--specs=nano.specs", f"-L{root / 'ld'}"]
-    link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
-    link += [f"-Wl,-Map={out_dir / 'firmware.map'}", *objects, "-o", str(elf)]
-    _run(link, log, "linking")
-    return elf
+    with tempfile.TemporaryDirectory(prefix="mk-build-") as tmp:
+        work = Path(tmp)
+        prefixes = {work: "build", root: "firmware", **{p: f"include{i}" for i, p in enumerate(includes)}}
+        maps = [f"-ffile-prefix-map={path}={name}" for path, name in prefixes.items()]
+        flags = cflags(target, options) + maps + [f"-I{p}" for p in [root / "include", *includes]]
+        objects = []
+        for source in sources:
+            obj = work / (source.stem + ".o")
+            _run([gcc, *flags, "-c", str(source), "-o", str(obj)], work / "build.log", f"compiling {source.name}", work)
+            objects.append(str(obj))
+        link = [gcc, *cflags(target, options), "-nostartfiles", "--specs=nano.specs", f"-L{root / 'ld'}"]
+        link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
+        link += ["-Wl,-Map=firmware.map", *objects, "-o", "firmware.elf"]
+        _run(link, work / "build.log", "linking", work)
+        for name in ("build.log", "firmware.map"):
+            text = (work / name).read_text(errors="replace")
+            for path, alias in sorted(prefixes.items(), key=lambda item: -len(str(item[0]))):
+                text = text.replace(str(path), alias)
+            (out_dir / name).write_text(text)
+        shutil.copyfile(work / "firmware.elf", out_dir / "firmware.elf")
+    return out_dir / "firmware.elf"
 
 
 def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
@@ -102,17 +128,17 @@ def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: 
     check_budget(
         target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
     )
-    root = firmware_root()
-    runtime = [root / s for s in RUNTIME_SOURCES]
+    runtime = runtime_sources(target)
     elf = compile_and_link(
         [sources / "model.c", sources / "model_data.c", *runtime], [sources], out_dir, target, options
     )
     log = out_dir / "build.log"
-    sections = parse_size_a(_run([arm_tool("size"), "-A", str(elf)], log, "arm-none-eabi-size"))
-    symbols = parse_nm(_run([arm_tool("nm"), "-S", "--size-sort", str(elf)], log, "arm-none-eabi-nm"))
+    sections = parse_size_a(_run([arm_tool("size"), "-A", elf.name], log, "arm-none-eabi-size", out_dir))
+    symbols = parse_nm(_run([arm_tool("nm"), "-S", "--size-sort", elf.name], log, "arm-none-eabi-nm", out_dir))
     report = memory_report(plan, sections, symbols, target, options)
     (out_dir / "memory.json").write_text(json.dumps(report, indent=1))
     (out_dir / "memory.txt").write_text(format_report(report))
+    (out_dir / "target.json").write_text(json.dumps(target.model_dump(), indent=1))
     check_budget(target, report["flash_bytes"], report["ram_bytes"], "(after linking)")
     return report
 
@@ -124,8 +150,7 @@ def build_harness_firmware(out_dir: Path, target: TargetConfig, options: BuildOp
     out_dir.mkdir(parents=True, exist_ok=True)
     source = out_dir / "harness.c"
     source.write_text(harness_source())
-    root = firmware_root()
-    runtime = [root / "src" / "startup_cm7.c", root / "src" / "semihost.c"]
+    runtime = [path for path in runtime_sources(target) if path.name != "main.c"]
     return compile_and_link([source, *runtime], [], out_dir, target, options)
 
 

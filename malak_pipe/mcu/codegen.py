@@ -183,7 +183,8 @@ def _call(index: int, step: Step, arena: ArenaPlan) -> str:
     pointers = []
     for role in step.spec.buffers:
         if role == "scratch":
-            pointers.append(f"(int32_t *)(mk_arena + {arena.offsets[f'scratch:{index}']})")
+            key = f"scratch:{index}"
+            pointers.append(f"(void *)(mk_arena + {arena.offsets[key]})" if key in arena.offsets else "(void *)0")
         elif role == "out":
             pointers.append(f"mk_arena + {arena.offsets[step.output]}")
         else:
@@ -243,7 +244,7 @@ def harness_source(pool_bytes: int = 1 << 20) -> str:
     cases = []
     for kernel_id, (name, spec) in enumerate(KERNEL_SPECS.items()):
         pointers = [
-            {"in": "in[0]", "in2": "in[1]", "out": "out", "scratch": "(int32_t *)scratch"}[r] for r in spec.buffers
+            {"in": "in[0]", "in2": "in[1]", "out": "out", "scratch": "(void *)scratch"}[r] for r in spec.buffers
         ]
         consts = [f"(const {ctype} *)cst[{i}]" for i, (_, ctype) in enumerate(spec.consts)]
         ints = [f"I[{i}]" for i in range(len(spec.ints))]
@@ -271,12 +272,24 @@ static const int n_inputs[] = @NIN@;
 static uint8_t pool[@POOL@] __attribute__((aligned(8)));
 static uint32_t used;
 
+#define GUARD 16u
+#define GUARD_BYTE 0xA5u
+
+/* size bytes followed by GUARD guard bytes (checked after the kernel ran: exit 7 on overrun) */
 static void *take(uint32_t size)
 {
-    void *p = pool + used;
-    used += (size + 16u + 7u) & ~7u;
+    uint8_t *p = pool + used;
+    used += (size + GUARD + 7u) & ~7u;
     if (used > sizeof pool) mk_exit(6);
+    for (uint32_t i = 0; i < GUARD; i++) p[size + i] = GUARD_BYTE;
     return p;
+}
+
+static void check_guard(const void *p, uint32_t size)
+{
+    for (uint32_t i = 0; i < GUARD; i++) {
+        if (((const uint8_t *)p)[size + i] != GUARD_BYTE) mk_exit(7);
+    }
 }
 
 static void *blob(int f)
@@ -316,6 +329,8 @@ int main(void)
         int8_t *out = take(sizes[0]);
         void *scratch = take(sizes[1]);
         if (!run(head[0], I, head[1], cst, in, out, scratch)) mk_exit(3);
+        check_guard(out, sizes[0]);
+        check_guard(scratch, sizes[1]);
         if (sizes[0] && mk_io_write(o, out, sizes[0]) != 0) mk_exit(5);
     }
     mk_io_close(o);

@@ -28,3 +28,16 @@ def include_dir() -> Path:
 
 def linker_dir() -> Path:
     return firmware_root() / "ld"
+
+
+def renode_dir() -> Path:
+    """The Renode platform files (renode/): next to this package when installed, else the repo's."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "renode_files", here.parents[1] / "renode"):
+        if (candidate / "stm32h743.repl").is_file():
+            return candidate
+    raise ArtifactError(
+        "the malak-pipe Renode files (renode/stm32h743.repl) are not installed",
+        path=str(here / "renode_files"),
+        hint="reinstall malak-pipe (pip install -e .) so the renode/ package data is present",
+    )

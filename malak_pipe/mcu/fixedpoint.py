@@ -4,7 +4,8 @@ A real multiplier ``m`` (input scale x weight scale / output scale) becomes a Q3
 ``multiplier`` and a power-of-two ``shift`` (positive: left shift) with
 ``QuantizeMultiplier``. An int32 accumulator is then scaled by
 ``MultiplyByQuantizedMultiplier``: an optional left shift, ``SaturatingRoundingDoublingHighMul``
-(round to nearest, ties away from zero) and ``RoundingDivideByPOT`` (round half away from zero).
+(round to nearest, a tie rounded upward: its nudge is +2**30 or 1 - 2**30 and C division
+truncates) and ``RoundingDivideByPOT`` (round half away from zero).
 
 Every function works elementwise on numpy arrays in int64 so that the golden reference and the
 C kernels agree bit for bit; the C side (firmware/include/mk_requant.h) is the same arithmetic.

@@ -61,10 +61,30 @@ KERNEL_SPECS: dict[str, KernelSpec] = {
             "lsh",
         ),
     ),
+    "conv1": KernelSpec(
+        "mk_conv1",
+        ("in", "out", "scratch"),
+        (("weights", "int16_t"), ("chan", "mk_chan_t")),
+        (
+            "in_h",
+            "in_w",
+            "out_h",
+            "out_w",
+            "out_c",
+            *_WINDOW,
+            "in_zp",
+            "out_zp",
+            "act_min",
+            "act_max",
+            "pool",
+            "fast",
+            "lsh",
+        ),
+    ),
     "dwconv": KernelSpec(
         "mk_dwconv",
-        ("in", "out"),
-        (("weights", "int8_t"), ("chan", "mk_chan_t")),
+        ("in", "out", "scratch"),
+        (("weights", "int8_t"), ("chan", "mk_chan_t"), ("bias", "int32_t")),
         (
             "in_h",
             "in_w",
@@ -283,6 +303,8 @@ def _conv_step(graph: IntGraph, layer: Layer, pool: Layer | None) -> Step:
         ints["act_min"], ints["act_max"] = clamp
     ints.update({"pool": int(pool is not None), "fast": int(fast), "lsh": lsh})
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
+    if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
+        return _conv1_step(layer, layers, ops, output, ints, weights, chan, macs)
     return Step(
         "conv",
         layers,
@@ -296,18 +318,72 @@ def _conv_step(graph: IntGraph, layer: Layer, pool: Layer | None) -> Step:
     )
 
 
+MAX_CONV1_TAPS = 64
+MAX_DW_KERNEL_ROWS = 16
+
+
+def _conv1_step(
+    layer: Layer,
+    layers: list[str],
+    ops: list[str],
+    output: str,
+    ints: dict[str, int],
+    weights: np.ndarray,
+    chan: np.ndarray,
+    macs: int,
+) -> Step:
+    """A one-channel input (first layer): q15 weights, rows of q15 columns streamed through scratch."""
+    out_c = weights.shape[0]
+    k = int(np.prod(weights.shape[1:]))
+    k2 = k + (k & 1)
+    rows = np.zeros((out_c, k2), dtype=np.int16)
+    rows[:, :k] = weights.reshape(out_c, k)
+    pixels = 2 * 2 * (ints["out_w"] // 2) if ints["pool"] else ints["out_w"]
+    return Step(
+        "conv1",
+        layers,
+        ops,
+        [layer.inputs[0]],
+        output,
+        ints,
+        {"weights": rows.reshape(-1), "chan": chan},
+        scratch_bytes=pixels * k2 * 2,
+        macs=macs,
+    )
+
+
 def _dwconv_step(graph: IntGraph, layer: Layer) -> Step:
     ints = _io(graph, layer)
     ints.update(_window_ints(layer))
     ints["mult"] = layer.attrs["depth_multiplier"]
     weights = layer.arrays["weights"].astype(np.int8)  # KH, KW, Cout
     bias = layer.arrays["bias"].astype(np.int64)
-    bound = np.abs(bias) + 255 * np.abs(weights.astype(np.int64)).sum(axis=(0, 1))
-    chan, fast, lsh = channel_constants(bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound)
+    taps = weights.astype(np.int64).sum(axis=(0, 1))
+    folded = bias - ints["in_zp"] * taps  # where every tap is inside: sum of x * w plus this
+    if np.any(np.abs(folded) >= _LIMIT):
+        raise ArtifactError(f"layer '{layer.name}': the bias with the input zero point folded in overflows int32")
+    abs_w = np.abs(weights.astype(np.int64)).sum(axis=(0, 1))
+    bound = np.maximum(np.abs(bias) + 255 * abs_w, np.abs(folded) + 128 * abs_w)
+    chan, fast, lsh = channel_constants(
+        folded, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
+    )
     ints.update({"fast": int(fast), "lsh": lsh})
-    consts = {"weights": np.ascontiguousarray(weights), "chan": chan}
+    consts = {"weights": np.ascontiguousarray(weights), "chan": chan, "bias": bias.astype(np.int32)}
+    ring = 0
+    if ints["mult"] == 1 and ints["in_c"] % 4 == 0:
+        if ints["kh"] > MAX_DW_KERNEL_ROWS:
+            raise ArtifactError(f"layer '{layer.name}': depthwise kernels taller than {MAX_DW_KERNEL_ROWS} rows")
+        ring = ints["kh"] * ((ints["out_w"] - 1) * ints["sw"] + ints["kw"]) * ints["in_c"]
     return Step(
-        "dwconv", [layer.name], [layer.op], [layer.inputs[0]], layer.output, ints, consts, macs=layer.macs(graph)
+        "dwconv",
+        [layer.name],
+        [layer.op],
+        [layer.inputs[0]],
+        layer.output,
+        ints,
+        consts,
+        scratch_bytes=ring,
+        macs=layer.macs(graph),
     )
 
 

@@ -20,6 +20,8 @@ EXIT_CODES = {
     3: "input.bin does not match the model compiled into the firmware (input/output size)",
     4: "short read of input.bin",
     5: "short write of output.bin",
+    6: "the kernel harness ran out of its memory pool",
+    7: "a kernel wrote past its output or scratch buffer (kernel harness guard bytes)",
     99: "the firmware faulted (HardFault/MemManage/BusFault/UsageFault)",
 }
 

@@ -13,7 +13,9 @@ class TargetConfig(BaseModel):
     ``flash_bytes`` and ``ram_bytes`` are the budget checked before linking (RAM = .data +
     .bss + stack). ``linker_script`` names a file of firmware/ld. ``timer`` selects what the
     per-layer counters read: the CMSDK APB timer (MPS2; one tick = 40 instructions under QEMU
-    -icount shift=0), the DWT cycle counter, or nothing.
+    -icount shift=0), the DWT cycle counter, or nothing. ``io``: how the runner reads
+    input.bin and writes output.bin: semihosting (QEMU, a debugger on a board) or a memory
+    mailbox at ``mailbox_address`` that the simulator fills and reads (Renode).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,5 +31,7 @@ class TargetConfig(BaseModel):
     clock_hz: PositiveInt = Field(default=480_000_000)
     timer: Literal["cmsdk", "dwt", "none"] = "cmsdk"
     instructions_per_tick: PositiveInt = 40
+    io: Literal["semihosting", "mailbox"] = "semihosting"
+    mailbox_address: int = 0x70000000
     qemu_machine: str | None = None
     renode_script: str | None = None

@@ -354,3 +354,25 @@ def _random_add(rng, op, x, tensors, QTensor, Layer):
     lo, hi = _clamp(rng, y.zero_point, y.scale)
     attrs = {"left_shift": ADD_LEFT_SHIFT, "act_min": lo, "act_max": hi}
     return [Layer("add", "add", ["x", "b"], "y", attrs, arrays)], ["x", "b"]
+
+
+def random_kernel_cases(op: str, count: int, seed: int) -> tuple[list, list[np.ndarray]]:
+    """(harness cases, golden outputs) for ``count`` random layers of kind ``op`` (see hosttest)."""
+    from malak_pipe.mcu.golden import run_layer
+    from malak_pipe.mcu.kernels import plan_steps
+
+    rng = np.random.default_rng(seed)
+    cases, expected = [], []
+    for _ in range(count):
+        graph, inputs = random_layer_graph(rng, op)
+        steps = plan_steps(graph)
+        if len(steps) != 1:
+            raise AssertionError(f"a random {op} layer planned into {len(steps)} steps")
+        xs = [rng.integers(-128, 128, size=(1, *graph.tensors[n].shape)).astype(np.int8) for n in inputs]
+        values = dict(zip(inputs, xs, strict=True))
+        for layer in graph.layers:
+            values[layer.output] = run_layer(graph, layer, *[values[n] for n in layer.inputs])
+        want = values[graph.output].ravel()
+        cases.append((steps[0], [x[0] for x in xs], want.size))
+        expected.append(want)
+    return cases, expected

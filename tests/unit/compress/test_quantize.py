@@ -220,3 +220,20 @@ def test_payload_bytes_of_int8_is_about_a_quarter(trained, dataset):
 
     _, int8 = _static_int8(trained, dataset)
     assert 3.0 < payload_bytes(trained) / payload_bytes(int8) <= 4.0
+
+
+class _Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(x) if x.sum() > 0 else self.head(-x)
+
+
+def test_untraceable_model_fails_with_a_hint():
+    from malak_pipe.errors import StageFailed
+
+    with pytest.raises(StageFailed, match="could not trace") as info:
+        StaticPTQ().prepare(_Branchy())
+    assert "ptq_dynamic" in info.value.hint

@@ -54,7 +54,7 @@ def test_ort_static_qdq_is_per_channel_int8_with_int32_bias(tmp_path, trained, d
     weights, biases, act_zp = _qdq_layout(qdq.path)
     assert len(weights) == 5 and all(w == (np.int8, 1, False) for w in weights)  # symmetric per-channel int8
     assert biases and all(b == np.int32 for b in biases)
-    assert act_zp == {np.dtype(np.int8)}
+    assert act_zp == {np.dtype(np.uint8)}  # the default: U8S8
     assert "QLinearConv" in qop.op_types and "Conv" not in qop.op_types
     x, y = digits.test.x.numpy(), digits.test.y.numpy()
     fp32_logits, int8 = OrtPredictor(fp32.path)(x), OrtPredictor(qdq.path)(x)
@@ -71,7 +71,7 @@ def test_qparams_int8_shift_is_exact():
 def test_torch_int8_export_agrees_with_torch_on_digits(tmp_path, int8_artifact, digits):
     path = tmp_path / "torch_qdq.onnx"
     sample = digits.calibration_batches(1, 32)[0]
-    export_torch_int8_qdq(int8_artifact.module, (1, 8, 8), path, calibration_sample=sample)
+    export_torch_int8_qdq(int8_artifact.module, (1, 8, 8), path, calibration_sample=sample, activation_type="int8")
     weights, biases, act_zp = _qdq_layout(path)
     assert len(weights) == 5 and all(w == (np.int8, 1, False) for w in weights)
     assert biases and all(b == np.int32 for b in biases)
@@ -106,3 +106,19 @@ def test_stage_ort_static_and_torch_routes(artifacts, tmp_path):
 def test_stage_refuses_a_route_without_its_input(artifacts, tmp_path):
     with pytest.raises(ConfigError, match="needs the input 'model_int8'"):
         run_stage(QuantizeONNX, {"source": "torch_int8"}, {"data": artifacts["dataset"]}, tmp_path)
+
+
+def _activation_scales(path):
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return np.array([float(inits[n.input[1]]) for n in model.graph.node if n.op_type == "QuantizeLinear"])
+
+
+def test_entropy_calibration_clips_ranges(tmp_path, trained, digits):
+    fp32 = export_onnx(trained, (1, 8, 8), tmp_path / "fp32.onnx")
+    calibration = [b.numpy() for b in digits.calibration_batches(2, 32)]
+    minmax, _ = quantize_ort_static(fp32, calibration, tmp_path / "minmax.onnx")
+    settings = OrtQuantSettings(calibrate_method="entropy", entropy_bins=512)
+    entropy, _ = quantize_ort_static(fp32, calibration, tmp_path / "entropy.onnx", settings=settings)
+    wide, narrow = _activation_scales(minmax.path), _activation_scales(entropy.path)
+    assert wide.shape == narrow.shape and (narrow <= wide * 1.0001).all() and (narrow < 0.95 * wide).any()

@@ -1,0 +1,75 @@
+"""Firmware in QEMU (mps2-an500, Cortex-M7): timer calibration, DSP kernels, end-to-end bit-exactness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from malak_pipe.errors import StageFailed
+from malak_pipe.mcu.testing import RANDOM_OPS, random_kernel_cases
+
+pytestmark = pytest.mark.firmware
+
+
+@pytest.fixture(scope="module")
+def harness_elf(arm_tools, mps2_target, tmp_path_factory):
+    from malak_pipe.mcu.build import build_harness_firmware
+
+    return build_harness_firmware(tmp_path_factory.mktemp("harness-fw"), mps2_target)
+
+
+@pytest.fixture(scope="module")
+def mixed_firmware(digits_models, mps2_target, arm_tools, tmp_path_factory):
+    """The digits MixedNet (uint8 activations: depthwise, residual add, pools) as firmware."""
+    from malak_pipe.mcu.build import build_firmware
+    from malak_pipe.mcu.codegen import generate
+    from malak_pipe.mcu.lower import lower_onnx
+
+    tmp = tmp_path_factory.mktemp("mixed")
+    graph = lower_onnx(digits_models["mixed_uint8"])
+    generated = generate(graph, tmp / "src")
+    build_firmware(tmp / "src", tmp / "fw", mps2_target)
+    return graph, generated, tmp / "fw" / "firmware.elf"
+
+
+def test_timer_counts_one_tick_per_40_instructions(mixed_firmware):
+    from malak_pipe.mcu import qemu
+
+    for iterations in (250_000, 1_000_000):
+        instructions, ticks = qemu.calibrate(mixed_firmware[2], iterations)
+        # the loop plus a handful of instructions around it, at 40 instructions per tick
+        assert 0 <= ticks * 40 - instructions <= 80, (instructions, ticks)
+
+
+def test_hung_firmware_is_stopped_with_a_clear_error(mixed_firmware):
+    from malak_pipe.mcu import qemu
+
+    with pytest.raises(StageFailed, match="did not finish within 1 s"):
+        qemu.calibrate(mixed_firmware[2], 2**31, timeout_s=1.0)
+
+
+def test_dsp_kernels_are_bit_exact_in_qemu(harness_elf):
+    """A sample of the random kernel cases, on the DSP path (SMLAD/SXTB16 assembly loops)."""
+    from malak_pipe.mcu import qemu
+    from malak_pipe.mcu.hosttest import encode_cases, split_outputs
+
+    cases, expected = [], []
+    for op in RANDOM_OPS:
+        c, e = random_kernel_cases(op, 12, seed=100 + RANDOM_OPS.index(op))
+        cases += c
+        expected += e
+    outputs = split_outputs(qemu.run_cases(harness_elf, encode_cases(cases)), cases)
+    for index, (got, want, (step, _, _)) in enumerate(zip(outputs, expected, cases, strict=True)):
+        assert np.array_equal(got, want), f"case {index}: {step.kernel} {step.ints}"
+
+
+def test_mixed_net_uint8_is_bit_exact_in_qemu(mixed_firmware):
+    from malak_pipe.mcu import qemu
+    from malak_pipe.mcu.golden import quantize_input, run_golden
+    from malak_pipe.mcu.testing import digits_data
+
+    graph, generated, elf = mixed_firmware
+    images = quantize_input(graph, digits_data()[2])
+    out = qemu.run_images(elf, images, graph.output_tensor.size, len(generated.steps))
+    np.testing.assert_array_equal(out.logits, run_golden(graph, images).reshape(len(images), -1))
+    assert out.stack_used > 0 and (out.ticks > 0).all()
