@@ -8,7 +8,8 @@ Every input is optional; wire what the pipeline has::
                onnx_int8: qonnx.model, onnx_int8_qop: qonnx.model_qop, data: data.dataset}
 
 Each variant is timed at every (batch size, threads) setting: ``warmup`` untimed calls, then
-``runs`` timed calls; median, p90, mean, std, throughput and the speed-up against
+``runs`` timed calls, taken in ``rounds`` interleaved blocks across the variants so that load
+changes on a shared machine hit all of them alike; median, p90, mean, std, throughput and the speed-up against
 ``torch_fp32`` at the same setting. ``metrics["latency"]`` holds the first setting (by default
 batch 1, one thread); the ``report`` artifact (JSON) holds every setting and the per-layer
 tables. ``metrics["memory"]`` holds each variant's load / inference / peak resident memory (MB),
@@ -36,6 +37,7 @@ class ProfileConfig(StageConfig):
 
     warmup: NonNegativeInt = 10
     runs: PositiveInt = 200
+    rounds: PositiveInt = 10
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     threads: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     per_layer: bool = True
@@ -149,7 +151,13 @@ class Profile(Stage):
             for batch in cfg.batch_sizes:
                 for threads in cfg.threads:
                     rows += profile_variants(
-                        variants, shape, batch_sizes=[batch], threads=[threads], warmup=cfg.warmup, runs=cfg.runs
+                        variants,
+                        shape,
+                        batch_sizes=[batch],
+                        threads=[threads],
+                        warmup=cfg.warmup,
+                        runs=cfg.runs,
+                        rounds=cfg.rounds,
                     )
                     bar.advance(len(variants))
         table = [row.as_dict() for row in rows]

@@ -138,10 +138,12 @@ class QuantizeONNX(Stage):
         shape = tuple(data.input_shape)
         with quantized_engine(engine_of(artifact)), tempfile.TemporaryDirectory(prefix="malak-qop-") as tmp:
             export_torch_int8_qdq(artifact.module, shape, qdq, activation_type=cfg.activation_type, **common)
-            staging = Path(tmp) / "qdq_for_qop.onnx"
-            export_torch_int8_qdq(
-                artifact.module, shape, staging, activation_type=cfg.qoperator_activation_type, **common
-            )
+            staging = qdq
+            if cfg.qoperator_activation_type != cfg.activation_type:  # the QOperator twin wants other types
+                staging = Path(tmp) / "qdq_for_qop.onnx"
+                export_torch_int8_qdq(
+                    artifact.module, shape, staging, activation_type=cfg.qoperator_activation_type, **common
+                )
             qoperator_from_qdq(staging, qop)
         return {"source": "torch_int8", "torch_int8_backend": engine_of(artifact)}
 

@@ -70,7 +70,8 @@ class SimRun(Stage):
                 f"{metrics['bit_exact_mismatches']} of {metrics['images']} images differ from the golden reference"
             )
         ipi = metrics.get("instructions_per_inference")
-        ctx.log(f"top-1 {metrics['top1']:.4f}, bit-exact {metrics['bit_exact_rate']:.4f}, instructions {ipi}")
+        count = f"{ipi:.0f} instructions/inference ({metrics['instructions_per_mac']:.2f}/MAC)" if ipi else "no counts"
+        ctx.log(f"top-1 {metrics['top1']:.4f}, bit-exact {metrics['bit_exact_rate']:.4f}, {count}")
         return StageResult(metrics=metrics, warnings=warnings)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from malak_pipe.deploy.latency import LatencyStats, time_call
+from malak_pipe.deploy.latency import LatencyStats, measure, summarize
 
 BASELINE = "torch_fp32"
 
@@ -120,27 +120,48 @@ class LatencyRow:
         return row
 
 
-def time_variant(
-    variant: ModelVariant,
+def _frozen_skip(variant: ModelVariant, batch_size: int) -> str | None:
+    fixed = variant.fixed_batch()
+    return f"the ONNX model's batch size is frozen at {fixed}" if fixed is not None and fixed != batch_size else None
+
+
+def time_setting(
+    variants: Sequence[ModelVariant],
     sample_shape: Sequence[int],
     batch_size: int,
     threads: int,
     *,
     warmup: int = 10,
     runs: int = 200,
+    rounds: int = 10,
     clock: Callable[[], float] = time.perf_counter,
     seed: int = 0,
-) -> LatencyRow:
-    """Time ``variant`` on a random batch (latency does not depend on the values)."""
-    fixed = variant.fixed_batch()
-    if fixed is not None and fixed != batch_size:
-        return LatencyRow(
-            variant.name, batch_size, threads, None, skipped=f"the ONNX model's batch size is frozen at {fixed}"
-        )
+) -> list[LatencyRow]:
+    """Time every variant at one setting on the same random batch, interleaved.
+
+    Each variant gets ``warmup`` untimed calls, then the ``runs`` timed calls are split into
+    ``rounds`` blocks taken in turn (variant A block 1, B block 1, ..., A block 2...), so a
+    load change on a shared machine hits every variant alike and the ratios stay fair.
+    """
     x = np.random.default_rng(seed).standard_normal((batch_size, *sample_shape)).astype(np.float32)
-    with runner(variant, x, threads) as fn:
-        stats = time_call(fn, warmup=warmup, runs=runs, batch_size=batch_size, clock=clock)
-    return LatencyRow(variant.name, batch_size, threads, stats)
+    skipped = {v.name: _frozen_skip(v, batch_size) for v in variants}
+    active = [v for v in variants if skipped[v.name] is None]
+    blocks = [len(part) for part in np.array_split(np.arange(runs), max(1, min(rounds, runs)))]
+    durations: dict[str, list[float]] = {v.name: [] for v in active}
+    with contextlib.ExitStack() as stack:
+        calls = {v.name: stack.enter_context(runner(v, x, threads)) for v in active}
+        for fn in calls.values():
+            for _ in range(warmup):
+                fn()
+        for block in blocks:
+            for name, fn in calls.items():
+                durations[name] += measure(fn, warmup=0, runs=block, clock=clock)
+    return [
+        LatencyRow(v.name, batch_size, threads, summarize(durations[v.name], batch_size))
+        if skipped[v.name] is None
+        else LatencyRow(v.name, batch_size, threads, None, skipped=skipped[v.name])
+        for v in variants
+    ]
 
 
 def add_speedups(rows: list[LatencyRow], baseline: str = BASELINE) -> None:
@@ -160,14 +181,15 @@ def profile_variants(
     threads: Sequence[int] = (1,),
     warmup: int = 10,
     runs: int = 200,
+    rounds: int = 10,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[LatencyRow]:
-    """Every variant at every (batch size, threads) setting, with speed-ups against torch_fp32."""
+    """Every variant at every (batch size, threads) setting (see :func:`time_setting`), with speed-ups."""
     rows = [
-        time_variant(v, sample_shape, b, t, warmup=warmup, runs=runs, clock=clock)
+        row
         for b in batch_sizes
         for t in threads
-        for v in variants
+        for row in time_setting(variants, sample_shape, b, t, warmup=warmup, runs=runs, rounds=rounds, clock=clock)
     ]
     add_speedups(rows)
     return rows

@@ -85,10 +85,19 @@ class _Lowering:
                     hint=f"the firmware path supports {SUPPORTED}; change the model or add a kernel",
                 )
             handler(node)
-        return IntGraph(self.tensors, self.layers, self.input_name, self._graph_output(), meta=self._meta())
+        output = self._graph_output()
+        tensors = {name: t for name, t in self.tensors.items() if name == t.name}  # drop view aliases
+        return IntGraph(tensors, self.layers, self.input_name, output, meta=self._meta())
+
+    def _model_input(self) -> Any:
+        """The graph input that is not an initializer (older exporters list weights as inputs)."""
+        inputs = [i for i in self.g.graph.input if i.name not in self.g.inits]
+        if len(inputs) != 1:
+            raise ArtifactError(f"the model must have one input, it has {len(inputs)}", path=self.g.path)
+        return inputs[0]
 
     def _meta(self) -> dict[str, Any]:
-        graph_input = self.g.graph.input[0]
+        graph_input = self._model_input()
         dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
         return {
             "onnx_input": graph_input.name,
@@ -97,7 +106,7 @@ class _Lowering:
         }
 
     def _graph_input(self) -> None:
-        graph_input = self.g.graph.input[0]
+        graph_input = self._model_input()
         dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
         if len(dims) != 4 or min(dims[1:]) <= 0:
             raise ArtifactError(
@@ -130,7 +139,7 @@ class _Lowering:
                 path=self.g.path,
                 hint="quantize the model with onnxruntime quantize_static(quant_format=QuantFormat.QDQ)",
             )
-        return node.input[0]
+        return self.tensors[node.input[0]].name
 
     # ------------------------------------------------------------ Q/DQ nodes
     def _qparams(self, node: Any) -> tuple[float, int, str]:

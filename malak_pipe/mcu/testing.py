@@ -172,8 +172,9 @@ def ort_logits(path: Path, x: np.ndarray) -> np.ndarray:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+    first = session.get_inputs()[0]
+    step = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 else 256
+    return np.concatenate([session.run(None, {first.name: x[i : i + step]})[0] for i in range(0, len(x), step)])
 
 
 # ------------------------------------------------------------- random layers

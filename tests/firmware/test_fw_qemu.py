@@ -73,3 +73,21 @@ def test_mixed_net_uint8_is_bit_exact_in_qemu(mixed_firmware):
     out = qemu.run_images(elf, images, graph.output_tensor.size, len(generated.steps))
     np.testing.assert_array_equal(out.logits, run_golden(graph, images).reshape(len(images), -1))
     assert out.stack_used > 0 and (out.ticks > 0).all()
+
+
+def test_stm32h743_build_fits_and_uses_the_mailbox(digits_models, arm_tools, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from malak_pipe.mcu.build import build_firmware
+    from malak_pipe.mcu.codegen import generate
+    from malak_pipe.mcu.lower import lower_onnx
+    from malak_pipe.mcu.target import TargetConfig
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "target" / "stm32h743.yaml"
+    target = TargetConfig(**yaml.safe_load(conf.read_text()))
+    generate(lower_onnx(digits_models["cnn_int8"]), tmp_path / "src")
+    report = build_firmware(tmp_path / "src", tmp_path / "fw", target)
+    assert report["flash_bytes"] <= target.flash_bytes and report["ram_bytes"] <= target.ram_bytes
+    assert "io_mailbox.o" in (tmp_path / "fw" / "firmware.map").read_text()

@@ -66,6 +66,26 @@ def test_real_first_call_cost_is_excluded():
     assert time_call(lambda: time.sleep(0.0), warmup=0, runs=3).runs == 3
 
 
+class SlowFirstCall(torch.nn.Module):
+    """A model whose first forward costs 50 ms (like a lazy initialisation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.05)
+        return x.flatten(1)
+
+
+def test_runner_excludes_a_model_first_call_cost():
+    model = SlowFirstCall()
+    (row,) = profile_variants([ModelVariant("torch_fp32", "torch", model)], (1, 2, 2), warmup=1, runs=12, rounds=4)
+    assert model.calls == 13 and row.stats.runs == 12 and row.stats.max_ms < 5.0
+
+
 def test_variants_rows_speedups_and_frozen_batch(tmp_path, trained):
     onnx_path = export_onnx(trained, (1, 8, 8), tmp_path / "m.onnx").path
     variants = [ModelVariant("torch_fp32", "torch", trained), ModelVariant("onnx_fp32", "onnx", onnx_path)]

@@ -141,3 +141,22 @@ def test_not_a_qdq_model_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ArtifactError, match="not quantized"):
         lower_onnx(path)
+
+
+def test_model_ending_in_a_view_lowers_and_generates(tmp_path):
+    """conv -> global average pool -> flatten as the output: the output is a view of the pool."""
+    import torch
+    from torch import nn
+
+    from malak_pipe.mcu.codegen import generate
+    from malak_pipe.mcu.selfcheck import host_check
+    from malak_pipe.mcu.testing import export_qdq
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = np.random.default_rng(0).normal(size=(64, 3, 6, 6)).astype(np.float32)
+    graph = lower_onnx(export_qdq(model, x, tmp_path / "m.onnx"))
+    assert [layer.op for layer in graph.layers] == ["conv2d", "global_avg_pool"]
+    assert graph.output == graph.layers[-1].output and graph.output in graph.tensors
+    generate(graph, tmp_path / "src")
+    assert host_check(graph, tmp_path / "src", 8) in (None, 1.0)

@@ -97,3 +97,13 @@ def test_artifact_types_check_directories(sources, tmp_path):
     assert loaded == sources[1]
     with pytest.raises(ArtifactError, match="missing firmware.elf"):
         get_type("firmware_elf").load(tmp_path)
+
+
+def test_renode_script_loads_platform_firmware_and_mailbox(tmp_path):
+    from malak_pipe.mcu import renode
+
+    target = TargetConfig(**_target("stm32h743"))
+    text = renode.script(tmp_path / "firmware.elf", tmp_path, 1234, 10.0, target)
+    assert "stm32h743.repl" in text and "sysbus LoadELF" in text
+    assert "sysbus LoadBinary" in text and "0x70000100" in text
+    assert "sysbus WriteDoubleWord 0x70000000 1234" in text and text.rstrip().endswith("quit")
