@@ -94,13 +94,38 @@ def load_job(results_file: Path) -> JobResult:
     except (OSError, ValueError) as exc:
         raise DataError(f"unreadable results file: {exc}", path=str(results_file)) from None
     run = data.get("run", {})
+    nodes = data.get("nodes", {})
+    nodes.update(latency_points(results_file.parent, nodes))
     return JobResult(
         run_dir=results_file.parent,
         name=run.get("name", "run"),
         seed=int(run.get("seed", 0)),
         overrides=list(run.get("overrides", [])),
-        nodes=data.get("nodes", {}),
+        nodes=nodes,
     )
+
+
+def latency_points(run_dir: Path, nodes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One pseudo-node ``<profile node>/<variant>`` per profiled variant, joining its latency
+    with the accuracy and size of the node that produced the profiled model (found through
+    the profile node's input wiring in its result.json), so reports can plot accuracy
+    against latency."""
+    points: dict[str, dict[str, Any]] = {}
+    for name, summary in nodes.items():
+        latency = summary.get("metrics", {}).get("latency")
+        result_file = run_dir / name / "result.json"
+        if summary.get("stage") != "profile" or not isinstance(latency, dict) or not result_file.exists():
+            continue
+        inputs = json.loads(result_file.read_text()).get("inputs", {})
+        for variant, figures in latency.items():
+            source = (inputs.get(variant) or {}).get("ref", "").split(".")[0]
+            source_metrics = nodes.get(source, {}).get("metrics", {})
+            metrics = {"latency_median_ms": figures.get("median_ms"), "latency_p90_ms": figures.get("p90_ms"),
+                       "speedup_vs_torch_fp32": figures.get("speedup_vs_torch_fp32")}
+            metrics |= {k: source_metrics[k] for k in ("test_top1", "size_bytes") if k in source_metrics}
+            status = summary.get("status")
+            points[f"{name}/{variant}"] = {"stage": "profile_point", "status": status, "metrics": metrics}
+    return points
 
 
 def _numeric(value: Any) -> bool:

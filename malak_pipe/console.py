@@ -52,6 +52,10 @@ KEY_METRICS: dict[str, tuple[str, Any]] = {
     "instructions_per_inference": ("instr", lambda v: f"{v / 1e6:.2f} M"),
     "parity_max_abs_diff": ("parity", lambda v: f"{v:.1e}"),
     "drift_detected": ("drift", str),
+    "best_variant": ("fastest", str),
+    "best_speedup_vs_torch_fp32": ("", lambda v: f"{v:.1f}x vs torch fp32"),
+    "self_check_ok": ("drift self-check", lambda v: "passed" if v else "FAILED"),
+    "agreement_with_torch_int8_top1": ("agrees w/ torch int8", _percent),
     "n_train": ("train", str),
 }
 

@@ -104,10 +104,11 @@ def ort_top1(onnx_path: Path, x: np.ndarray) -> np.ndarray:
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     first = session.get_inputs()[0]
-    step = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 else 256  # a frozen batch
-    outs = [session.run(None, {first.name: x[i : i + step]})[0] for i in range(0, len(x) - len(x) % step, step)]
-    if len(x) % step:
-        raise StageFailed(f"{len(x)} images do not fill the ONNX model's frozen batch of {step}", path=str(onnx_path))
+    frozen = first.shape[0] if isinstance(first.shape[0], int) and first.shape[0] > 0 else None
+    if frozen is not None and len(x) % frozen:
+        raise StageFailed(f"{len(x)} images do not fill the ONNX model's frozen batch of {frozen}", path=str(onnx_path))
+    step = frozen or 256
+    outs = [session.run(None, {first.name: x[i : i + step]})[0] for i in range(0, len(x), step)]
     return np.concatenate(outs).reshape(len(x), -1).argmax(axis=1)
 
 
