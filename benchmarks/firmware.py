@@ -131,6 +131,11 @@ def bench(name: str, onnx_path: Path, dataset, images: int | None, workdir: Path
     return record
 
 
+def models_run(results: dict, models: list[str]) -> list[str]:
+    """The result keys of the models of this invocation."""
+    return [key for key in results if any(key.startswith(m) for m in models)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -139,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="SimpleCNN training epochs on Fashion-MNIST")
     parser.add_argument("--images", type=int, default=0, help="SimpleCNN test images (0: all 10000)")
     parser.add_argument("--mbv2-width", type=float, default=0.75)
-    parser.add_argument("--mbv2-epochs", type=int, default=1, help="MobileNetV2 epochs on synthetic 32x32x3 data")
-    parser.add_argument("--mbv2-images", type=int, default=50)
+    parser.add_argument("--mbv2-epochs", type=int, default=8, help="MobileNetV2 epochs on synthetic 32x32x3 data")
+    parser.add_argument("--mbv2-images", type=int, default=200, help="MobileNetV2 test images (synthetic has 200)")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.set_num_threads(2)
-    results = {}
+    # records of models not run this time are kept, so one model can be re-measured alone
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     models = args.models.split(",")
     if "simple_cnn" in models:
         path, data = train_and_quantize(
@@ -177,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
-    for name, record in results.items():
+    for name in models_run(results, models):
+        record = results[name]
         ipi, ipm = record["instructions_per_inference"], record["instructions_per_mac"]
         log(
             f"{name}: {ipi:.0f} instructions ({ipm:.3f}/MAC), "

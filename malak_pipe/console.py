@@ -48,8 +48,8 @@ KEY_METRICS: dict[str, tuple[str, Any]] = {
     "sparsity": ("sparsity", _percent),
     "size_bytes": ("", _bytes),
     "flash_bytes": ("flash", _bytes),
-    "ram_bytes": ("ram", _bytes),
     "instructions_per_inference": ("instr", lambda v: f"{v / 1e6:.2f} M"),
+    "ram_bytes": ("ram", _bytes),
     "parity_max_abs_diff": ("parity", lambda v: f"{v:.1e}"),
     "drift_detected": ("drift", str),
     "best_variant": ("fastest", str),
@@ -70,7 +70,12 @@ def format_metric(name: str, value: Any) -> str:
 
 
 def key_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
-    shown = [format_metric(m, metrics[m]) for m in KEY_METRICS if metrics.get(m) is not None]
+    labels: set[str] = set()
+    shown = []
+    for name, (label, _) in KEY_METRICS.items():
+        if metrics.get(name) is not None and (label not in labels or not label):
+            labels.add(label)
+            shown.append(format_metric(name, metrics[name]))
     return ", ".join(shown[:limit])
 
 
