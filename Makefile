@@ -8,7 +8,7 @@ STAMP  := .make
 PIP    := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test setup system-deps lint bench bench-engine bench-latency bench-firmware bench-compression clean
 
 run: setup
 	$(BIN)/malak-run $(ARGS)
@@ -32,8 +32,21 @@ system-deps:
 lint: setup
 	$(BIN)/ruff check malak_pipe stages tests benchmarks
 
-bench: setup
-	$(BIN)/python benchmarks/engine.py --out outputs/bench/engine.json
+# Benchmarks write JSON (figures quoted in docs and closing notes come from these files).
+# The full set takes over an hour on a 2-core CPU; run one with e.g. `make bench-firmware`.
+bench: bench-engine bench-latency bench-firmware bench-compression
+
+bench-engine: setup
+	$(BIN)/python benchmarks/engine.py --out benchmarks/results/engine.json
+
+bench-latency: setup
+	$(BIN)/python benchmarks/latency.py --out benchmarks/results/latency.json
+
+bench-firmware: setup
+	$(BIN)/python benchmarks/firmware.py --out benchmarks/results/firmware.json
+
+bench-compression: setup
+	$(BIN)/python benchmarks/compression.py --out benchmarks/results/compression.json --epochs 20 --seeds 0 1 2
 
 clean:
 	rm -rf $(STAMP) outputs/runs outputs/multirun

@@ -47,6 +47,7 @@ from malak_pipe.compress.magnitude import dense_size_bytes, sparse_size_bytes
 from malak_pipe.compress.report import comparison_metrics, evaluation_metrics, latency_ms, payload_bytes
 from malak_pipe.data import DataConfig, load_dataset
 from malak_pipe.models import ModelConfig, build_model, count_macs, count_parameters, model_metrics, serialized_bytes
+from malak_pipe.models.artifact import ModelArtifact, load_model, save_model
 from malak_pipe.training import FitSettings, fit, seed_everything
 
 TARGETS = {
@@ -88,15 +89,36 @@ def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def bench_fp32(data: Any, model_cfg: ModelConfig, settings: FitSettings) -> tuple[Any, dict[str, Any]]:
-    seed_everything(settings.seed)
-    module = build_model(model_cfg)
-    result, seconds = _timed(fit, module, data, settings)
+def _cache_path(cache: Path | None, data: Any, settings: FitSettings, max_train: int | None) -> Path | None:
+    if cache is None:
+        return None
+    return cache / f"fp32_{data.name}_e{settings.epochs}_s{settings.seed}_n{max_train or 'all'}.pt"
+
+
+def bench_fp32(
+    data: Any, model_cfg: ModelConfig, settings: FitSettings, cached: Path | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Train the FP32 model, or reload it from ``cached`` (written on the first run).
+
+    The cache keeps the weights and the training figures (best epoch, seconds); accuracy and
+    sizes are measured again on the reloaded model, so they follow the current definitions.
+    """
+    if cached is not None and cached.exists():
+        module = load_model(cached).module
+        training = json.loads(cached.with_suffix(".json").read_text())
+    else:
+        seed_everything(settings.seed)
+        module = build_model(model_cfg)
+        result, seconds = _timed(fit, module, data, settings)
+        training = {"best_epoch": result.best_epoch, "train_seconds": seconds}
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            save_model(ModelArtifact(config=model_cfg, module=module), cached)
+            cached.with_suffix(".json").write_text(json.dumps(training, indent=2))
     module.eval()
     metrics = {**evaluation_metrics(module, data), **model_metrics(module, data.input_shape)}
     metrics.update(
-        best_epoch=result.best_epoch,
-        train_seconds=seconds,
+        training,
         latency_ms_batch1=_one_thread_latency(module, data.input_shape),
         payload_bytes=payload_bytes(module),
     )
@@ -164,24 +186,50 @@ def bench_structured(fp32: Any, data: Any, reference: dict[str, Any], settings: 
 
 
 def bench_distill(
-    teacher: Any, data: Any, reference: dict[str, Any], student_cfg: ModelConfig, settings: FitSettings
+    teacher: Any,
+    data: Any,
+    reference: dict[str, Any],
+    student_cfg: ModelConfig,
+    settings: FitSettings,
+    alphas: list[float],
+    temperature: float,
 ) -> dict[str, Any]:
+    """KD student vs the same student from scratch, both trained with ``settings``.
+
+    Same architecture, same initial weights (seeded), same epochs, optimizer, schedule and
+    batch order; the only difference is the loss. With several ``alphas`` one student is
+    distilled per alpha and the one with the best *validation* top-1 is reported (test is
+    never used to choose).
+    """
     seed_everything(settings.seed)
     scratch = build_model(student_cfg)
     _, scratch_seconds = _timed(fit, scratch, data, settings)
-    scratch_top1 = evaluation_metrics(scratch, data)["test_top1"]
-    seed_everything(settings.seed)
-    student = build_model(student_cfg)
-    distiller = KnowledgeDistiller(DistillConfig(alpha=0.7, temperature=4.0))
-    _, seconds = _timed(distiller.fit, student, teacher, data, settings)
-    student.eval()
+    scratch.eval()
+    scratch_metrics = evaluation_metrics(scratch, data)
+    candidates = []
+    for alpha in alphas:
+        seed_everything(settings.seed)
+        student = build_model(student_cfg)
+        distiller = KnowledgeDistiller(DistillConfig(alpha=alpha, temperature=temperature))
+        _, seconds = _timed(distiller.fit, student, teacher, data, settings)
+        student.eval()
+        figures = evaluation_metrics(student, data)
+        candidates.append({"alpha": alpha, "module": student, "seconds": seconds, **figures})
+        print(f"  distill alpha={alpha} T={temperature}: val {figures['val_top1']:.4f}", flush=True)
+    chosen = max(candidates, key=lambda c: c["val_top1"])  # first on ties
+    student = chosen["module"]
     metrics = _report(student, data, reference, model_metrics(student, data.input_shape))
     metrics.update(
         student_width_mult=student_cfg.width_mult,
-        scratch_test_top1=scratch_top1,
-        gain_over_scratch_pp=(metrics["test_top1"] - scratch_top1) * 100.0,
+        alpha=chosen["alpha"],
+        temperature=temperature,
+        alpha_candidates={str(c["alpha"]): {"val_top1": c["val_top1"], "test_top1": c["test_top1"]} for c in candidates},
+        scratch_val_top1=scratch_metrics["val_top1"],
+        scratch_test_top1=scratch_metrics["test_top1"],
+        gain_over_scratch_pp=(metrics["test_top1"] - scratch_metrics["test_top1"]) * 100.0,
+        val_gain_over_scratch_pp=(metrics["val_top1"] - scratch_metrics["val_top1"]) * 100.0,
         teacher_student_gap_pp=(reference["test_top1"] - metrics["test_top1"]) * 100.0,
-        seconds=seconds,
+        seconds=chosen["seconds"],
         scratch_seconds=scratch_seconds,
     )
     return metrics
@@ -193,25 +241,31 @@ def _copy(module: Any) -> Any:
     return copy.deepcopy(module)
 
 
+TECHNIQUES = ("ptq_static", "qat", "prune_magnitude", "prune_structured", "distill")
+
+
 def run_seed(data: Any, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """Every technique from one FP32 model trained with ``seed``."""
+    """The techniques of ``args.only`` from one FP32 model trained with ``seed``."""
     model_cfg = ModelConfig(
         name="simple_cnn", in_channels=data.input_shape[0], num_classes=data.num_classes, image_size=data.input_shape[1]
     )
     common = {"batch_size": 64, "optimizer": "adam", "schedule": "cosine", "seed": seed}
     train = FitSettings(epochs=args.epochs, lr=1e-3, **common)
     finetune = FitSettings(epochs=args.finetune_epochs, lr=args.finetune_lr, **common)
-    fp32, reference = bench_fp32(data, model_cfg, train)
+    fp32, reference = bench_fp32(data, model_cfg, train, _cache_path(args.fp32_cache, data, train, args.max_train))
     print(f"seed {seed}: fp32 test top-1 {reference['test_top1']:.4f}", flush=True)
-    results = {"fp32": reference}
-    results["ptq_static"] = bench_ptq_static(fp32, data, reference, seed)
-    results["qat"] = bench_qat(fp32, data, reference, finetune)
-    results["prune_magnitude"] = bench_magnitude(fp32, data, reference, finetune)
-    results["prune_structured"] = bench_structured(fp32, data, reference, finetune)
     student_cfg = model_cfg.model_copy(update={"width_mult": args.student_width})
-    results["distill"] = bench_distill(fp32, data, reference, student_cfg, train)
-    for name, figures in results.items():
-        print(f"seed {seed}: {name}: test top-1 {figures['test_top1']:.4f}", flush=True)
+    benches = {
+        "ptq_static": lambda: bench_ptq_static(fp32, data, reference, seed),
+        "qat": lambda: bench_qat(fp32, data, reference, finetune),
+        "prune_magnitude": lambda: bench_magnitude(fp32, data, reference, finetune),
+        "prune_structured": lambda: bench_structured(fp32, data, reference, finetune),
+        "distill": lambda: bench_distill(fp32, data, reference, student_cfg, train, args.kd_alphas, args.temperature),
+    }
+    results = {"fp32": reference}
+    for name in args.only:
+        results[name] = benches[name]()
+        print(f"seed {seed}: {name}: test top-1 {results[name]['test_top1']:.4f}", flush=True)
     return results
 
 
@@ -256,10 +310,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="FP32 and student training epochs")
     parser.add_argument("--finetune-epochs", type=int, default=3, help="QAT and pruning fine-tune epochs")
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
-    parser.add_argument("--student-width", type=float, default=0.25, help="width_mult of the KD student")
+    parser.add_argument("--student-width", type=float, default=0.5, help="width_mult of the KD student")
+    parser.add_argument(
+        "--kd-alphas", type=float, nargs="+", default=[0.5, 0.9], help="KD soft-loss weights; the best on val is kept"
+    )
+    parser.add_argument("--temperature", type=float, default=4.0, help="KD temperature")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-train", type=int, default=None, help="subset of the train split (smoke runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    parser.add_argument(
+        "--only", nargs="*", choices=TECHNIQUES, default=list(TECHNIQUES), help="techniques to run (FP32 always runs)"
+    )
+    parser.add_argument("--fp32-cache", type=Path, default=None, help="folder to keep and reuse the trained FP32 models")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(DataConfig(name=args.dataset, max_train=args.max_train))

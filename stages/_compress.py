@@ -9,6 +9,7 @@ Imports torch only inside the functions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from malak_pipe.errors import ConfigError
@@ -49,6 +50,25 @@ def baseline_metrics(ctx: StageContext, data: Any) -> dict[str, Any] | None:
     return metrics
 
 
+def file_bytes(path: Path) -> int:
+    """Size of an artifact on disk: a file's bytes, or the sum of a directory's files."""
+    if path.is_dir():
+        return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+    return path.stat().st_size
+
+
+def with_file_size(ctx: StageContext, input_name: str, metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metrics`` with ``size_bytes`` set to the bytes of the artifact file behind ``input_name``.
+
+    The int8 stages report the size of the int8 artifact file they wrote; their compression
+    ratios divide the input's (or baseline's) artifact file by it, like with like (the
+    upstream ``size_bytes`` of a train node is the bytes of a bare ``torch.save(state_dict)``).
+    """
+    if metrics is None:
+        return None
+    return {**metrics, "size_bytes": file_bytes(ctx.input_path(input_name))}
+
+
 def standard_metrics(
     ctx: StageContext,
     data: Any,
@@ -56,29 +76,42 @@ def standard_metrics(
     *,
     size_metrics: dict[str, Any],
     input_metrics: dict[str, Any],
+    file_sizes: bool = False,
 ) -> dict[str, Any]:
-    """val/test accuracy of ``module``, its size figures, and the drops vs input and baseline."""
+    """val/test accuracy of ``module``, its size figures, and the drops vs input and baseline.
+
+    ``file_sizes``: compare ``size_metrics["size_bytes"]`` (then the bytes of the artifact
+    file the stage wrote) with the artifact files of the ``model`` and ``baseline`` inputs.
+    """
     from malak_pipe.compress.report import comparison_metrics, evaluation_metrics
 
     metrics = {**evaluation_metrics(module, data), **size_metrics}
-    metrics.update(comparison_metrics(metrics, input_metrics, baseline_metrics(ctx, data)))
+    baseline = baseline_metrics(ctx, data)
+    if file_sizes:
+        input_metrics = with_file_size(ctx, "model", input_metrics) or {}
+        baseline = with_file_size(ctx, BASELINE, baseline)
+        metrics["input_size_bytes"] = input_metrics["size_bytes"]
+    metrics.update(comparison_metrics(metrics, input_metrics, baseline))
     return metrics
 
 
-def int8_size_metrics(source: Any, int8: Any, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """params and MACs of the float architecture, serialized and payload bytes of the int8 state.
+def int8_size_metrics(source: Any, int8: Any, input_shape: tuple[int, ...], saved: Path) -> dict[str, Any]:
+    """params and MACs of the float architecture, the int8 artifact's file bytes, payload bytes.
 
-    ``payload_bytes`` counts raw tensor bytes (no archive overhead), so
-    ``payload_compression_vs_input`` is the ratio of what the weights need in memory.
+    ``size_bytes`` is the size of the int8 artifact file at ``saved`` (what the stage wrote);
+    compare it with the input's artifact file (``standard_metrics(..., file_sizes=True)``).
+    ``payload_bytes`` counts raw tensor bytes of the int8 state (no archive overhead, scales
+    and zero points as PyTorch holds them), so ``payload_compression_vs_input`` is the ratio of
+    what the weights need in memory.
     """
     from malak_pipe.compress.report import payload_bytes
-    from malak_pipe.models import count_macs, count_parameters, serialized_bytes
+    from malak_pipe.models import count_macs, count_parameters
 
     payload = payload_bytes(int8)
     return {
         "params": count_parameters(source),
         "macs": count_macs(source, input_shape),
-        "size_bytes": serialized_bytes(int8),
+        "size_bytes": file_bytes(saved),
         "payload_bytes": payload,
         "payload_compression_vs_input": payload_bytes(source) / payload,
     }

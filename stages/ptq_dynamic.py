@@ -3,8 +3,8 @@
 Dynamic quantization converts only layers with dynamic int8 kernels (Linear, LSTM, GRU); on
 conv nets they hold little of the weights, so the stage reports
 ``quantizable_param_fraction`` and warns when it is small (use ptq_static or qat there).
-Size is the real serialized size of the int8 state (``size_bytes``) and
-``compression_vs_input`` its ratio to the input model's.
+Size is the bytes of the int8 artifact file the stage writes (``size_bytes``) and
+``compression_vs_input`` the ratio of the input model's artifact file to it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class PTQDynamic(Stage):
     """Dynamic post-training quantization of Linear/LSTM/GRU weights to int8."""
 
     name = "ptq_dynamic"
-    version = 1
+    version = 2
     Config = PTQDynamicConfig
     inputs = {"model": "torch_model", "data": "dataset", "baseline": "torch_model"}
     optional_inputs = frozenset({"baseline"})
@@ -43,15 +43,16 @@ class PTQDynamic(Stage):
         quantizer = DynamicPTQ(DynamicPTQConfig(**cfg.model_dump()))
         int8 = quantizer.quantize(source.module)
         recipe = quantizer.recipe(source.module, data.input_shape)
-        ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
         fraction = quantizer.quantizable_fraction(source.module)
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
         metrics: dict[str, Any] = standard_metrics(
             ctx,
             data,
             int8,
             size_metrics=size_metrics,
             input_metrics=reference_metrics(ctx, "model", source.module, data),
+            file_sizes=True,
         )
         metrics["quantizable_param_fraction"] = fraction
         warnings = []

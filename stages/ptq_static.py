@@ -24,7 +24,7 @@ class PTQStatic(Stage):
     """Static post-training int8 quantization calibrated on the train split."""
 
     name = "ptq_static"
-    version = 1
+    version = 2
     Config = PTQStaticConfig
     inputs = {"model": "torch_model", "data": "dataset", "baseline": "torch_model"}
     optional_inputs = frozenset({"baseline"})
@@ -43,14 +43,15 @@ class PTQStatic(Stage):
         quantizer.calibrate(prepared, batches)
         int8 = quantizer.convert(prepared)
         recipe = quantizer.recipe(source.module, data.input_shape)
-        ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
+        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
         metrics: dict[str, Any] = standard_metrics(
             ctx,
             data,
             int8,
             size_metrics=size_metrics,
             input_metrics=reference_metrics(ctx, "model", source.module, data),
+            file_sizes=True,
         )
         metrics["calibration_images"] = sum(len(batch) for batch in batches)
         warnings = []

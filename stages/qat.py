@@ -28,7 +28,7 @@ class QAT(Stage):
     """Quantization-aware training of the input model, converted to int8 at the end."""
 
     name = "qat"
-    version = 1
+    version = 2
     Config = QATStageConfig
     inputs = {"model": "torch_model", "data": "dataset", "baseline": "torch_model"}
     optional_inputs = frozenset({"baseline"})
@@ -50,10 +50,10 @@ class QAT(Stage):
             fit_result = quantizer.train(prepared, data, cfg.finetune, progress=bar)
         int8 = quantizer.convert(prepared)
         recipe = quantizer.recipe(source.module, data.input_shape)
-        ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape)
+        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
         metrics: dict[str, Any] = standard_metrics(
-            ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics
+            ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics, file_sizes=True
         )
         metrics.update(
             {

@@ -42,6 +42,9 @@ _LAZY: dict[str, str] = {
     "KnowledgeDistiller": "malak_pipe.compress.distill",
     "kd_loss": "malak_pipe.compress.distill",
     "comparison_metrics": "malak_pipe.compress.report",
+    "artifact_bytes": "malak_pipe.compress.report",
+    "pack_state": "malak_pipe.compress.packing",
+    "unpack_state": "malak_pipe.compress.packing",
 }
 
 __all__ = [

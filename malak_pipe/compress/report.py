@@ -99,6 +99,20 @@ def latency_ms(module: Any, input_shape: Sequence[int], *, batch_size: int = 1, 
     return times[len(times) // 2]
 
 
+def artifact_bytes(artifact_type: Any, artifact: Any) -> int:
+    """Bytes of the file ``artifact_type.save`` writes for ``artifact`` (written in memory).
+
+    The size of the artifact as the pipeline stores it: for ``torch_model`` the float
+    checkpoint, for ``torch_model_int8`` the packed int8 checkpoint. Compression ratios compare
+    these file sizes, like with like.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    artifact_type.save(artifact, buffer)
+    return buffer.getbuffer().nbytes
+
+
 def payload_bytes(module: Any) -> int:
     """Raw bytes of every tensor in ``module``'s state, without any container overhead.
 

@@ -84,3 +84,38 @@ def test_unknown_hint_layer_is_a_config_error(trained, dataset):
     distiller = KnowledgeDistiller(DistillConfig(hints=(FeatureHint(student_layer="nope", teacher_layer="conv2"),)))
     with pytest.raises(ConfigError, match="student has no layer"):
         distiller.fit(build_model(STUDENT), trained, dataset, FitSettings(epochs=1))
+
+
+def test_precomputed_teacher_logits_train_the_same_student_as_the_online_teacher(trained, dataset):
+    settings = FitSettings(epochs=2, batch_size=32, lr=3e-3)
+    students = []
+    for precompute in (False, True):
+        torch.manual_seed(0)
+        student = build_model(STUDENT)
+        result = KnowledgeDistiller(DistillConfig(alpha=0.7, temperature=4.0)).fit(
+            student, trained, dataset, settings, precompute=precompute
+        )
+        students.append((student, result))
+    (online, online_result), (cached, cached_result) = students
+    assert online_result.loss_curve == pytest.approx(cached_result.loss_curve, rel=1e-4)
+    for name, value in online.state_dict().items():
+        assert torch.allclose(value, cached.state_dict()[name], atol=1e-4), name
+    assert not trained.training and all(p.requires_grad for p in trained.parameters())
+
+
+def test_teacher_logits_are_eval_mode_and_gradient_free(trained, dataset):
+    from malak_pipe.compress.distill import teacher_logits
+
+    trained.train()
+    logits = teacher_logits(trained, dataset.train.x[:70], batch_size=32)
+    assert not trained.training and not logits.requires_grad
+    with torch.no_grad():
+        assert torch.allclose(logits, trained(dataset.train.x[:70]), atol=1e-5)
+
+
+def test_precompute_is_refused_with_augmentation(trained, dataset):
+    student = build_model(STUDENT)
+    with pytest.raises(ConfigError, match="precomputed"):
+        KnowledgeDistiller().fit(
+            student, trained, dataset, FitSettings(epochs=1, augment=True, max_batches_per_epoch=1), precompute=True
+        )

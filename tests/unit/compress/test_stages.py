@@ -61,6 +61,11 @@ def test_ptq_static_stage(files, tmp_path, upstream, dataset):
     assert set(metrics) >= STANDARD | WITH_BASELINE
     assert metrics["calibration_images"] == 128 and metrics["payload_compression_vs_input"] > 3.0
     assert metrics["compression_vs_baseline"] > 2.0 and metrics["test_top1_drop_vs_baseline_pp"] < 5.0
+    # sizes are artifact files on both sides: the int8 file written, the FP32 file read
+    assert metrics["size_bytes"] == outputs["model"].stat().st_size
+    assert metrics["input_size_bytes"] == files["model"].stat().st_size
+    assert metrics["compression_vs_baseline"] == files["model"].stat().st_size / metrics["size_bytes"]
+    assert metrics["compression_vs_input"] == metrics["compression_vs_baseline"]
     loaded = TORCH_MODEL_INT8.load(outputs["model"])
     assert loaded.recipe.mode == "static" and loaded.module(dataset.test.x[:2]).shape == (2, 4)
 
@@ -78,6 +83,8 @@ def test_qat_stage(files, tmp_path, upstream):
     result, outputs = _run("qat", config, files, tmp_path, upstream)
     assert set(result.metrics) >= STANDARD | WITH_BASELINE
     assert result.metrics["input_test_top1"] == upstream["test_top1"]
+    assert result.metrics["size_bytes"] == outputs["model"].stat().st_size
+    assert result.metrics["compression_vs_baseline"] == files["model"].stat().st_size / result.metrics["size_bytes"]
     assert TORCH_MODEL_INT8.load(outputs["model"]).recipe.mode == "qat"
 
 
