@@ -57,7 +57,21 @@ def build_float_skeleton(config: ModelConfig, recipe: QuantRecipe) -> nn.Module:
     module = build_model(config)
     if recipe.float_shapes:
         adapt_to_state_dict(module, {name: torch.empty(shape) for name, shape in recipe.float_shapes.items()})
+        _fill_finite(module)
     return module.eval()
+
+
+def _fill_finite(module: nn.Module) -> None:
+    """Small positive values in every float tensor (BN variances included).
+
+    Resized tensors hold uninitialised memory (NaN, inf), which would break the observers that
+    see the skeleton's calibration batch; the loaded int8 state overwrites everything anyway.
+    """
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.empty(tensor.shape).uniform_(0.01, 0.05, generator=generator))
 
 
 def save_int8(artifact: QuantizedModelArtifact, path: Path) -> None:

@@ -7,6 +7,14 @@ import shutil
 
 import pytest
 
+
+def _model_dir(request):
+    """pytest's cache dir when the cache plugin is on (models survive runs), else a temp dir."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return cache.mkdir("malak-mcu-models")
+    return request.getfixturevalue("tmp_path_factory").mktemp("malak-mcu-models")
+
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
 
 
@@ -41,4 +49,4 @@ def mps2_target():
 def digits_models(request):
     from malak_pipe.mcu.testing import digits_qdq_models
 
-    return digits_qdq_models(request.config.cache.mkdir("malak-mcu-models"))
+    return digits_qdq_models(_model_dir(request))
