@@ -38,16 +38,24 @@ from malak_pipe.compress import (
     MagnitudePruneConfig,
     MagnitudePruner,
     QATConfig,
+    QuantizedModelArtifact,
     StaticPTQ,
     StaticPTQConfig,
     StructuredPruneConfig,
     StructuredPruner,
 )
+from malak_pipe.compress.artifact import TORCH_MODEL_INT8
 from malak_pipe.compress.magnitude import dense_size_bytes, sparse_size_bytes
-from malak_pipe.compress.report import comparison_metrics, evaluation_metrics, latency_ms, payload_bytes
+from malak_pipe.compress.report import (
+    artifact_bytes,
+    comparison_metrics,
+    evaluation_metrics,
+    latency_ms,
+    payload_bytes,
+)
 from malak_pipe.data import DataConfig, load_dataset
-from malak_pipe.models import ModelConfig, build_model, count_macs, count_parameters, model_metrics, serialized_bytes
-from malak_pipe.models.artifact import ModelArtifact, load_model, save_model
+from malak_pipe.models import ModelConfig, build_model, count_macs, count_parameters, model_metrics
+from malak_pipe.models.artifact import TORCH_MODEL, ModelArtifact, load_model, save_model
 from malak_pipe.training import FitSettings, fit, seed_everything
 
 TARGETS = {
@@ -116,7 +124,7 @@ def bench_fp32(
             save_model(ModelArtifact(config=model_cfg, module=module), cached)
             cached.with_suffix(".json").write_text(json.dumps(training, indent=2))
     module.eval()
-    metrics = {**evaluation_metrics(module, data), **model_metrics(module, data.input_shape)}
+    metrics = {**evaluation_metrics(module, data), **_float_sizes(module, model_cfg, data)}
     metrics.update(
         training,
         latency_ms_batch1=_one_thread_latency(module, data.input_shape),
@@ -125,40 +133,54 @@ def bench_fp32(
     return module, metrics
 
 
-def _int8_sizes(fp32: Any, int8: Any, data: Any) -> dict[str, Any]:
+def _float_sizes(module: Any, cfg: ModelConfig, data: Any) -> dict[str, Any]:
+    """params, MACs and ``size_bytes``: the bytes of the torch_model artifact file of ``module``."""
+    metrics = model_metrics(module, data.input_shape)
+    metrics["size_bytes"] = artifact_bytes(TORCH_MODEL, ModelArtifact(config=cfg, module=module))
+    return metrics
+
+
+def _int8_sizes(fp32: Any, cfg: ModelConfig, artifact: Any, data: Any) -> dict[str, Any]:
+    """params and MACs of the float model, ``size_bytes``: the bytes of the torch_model_int8 artifact file."""
     return {
         "params": count_parameters(fp32),
         "macs": count_macs(fp32, data.input_shape),
-        "size_bytes": serialized_bytes(int8),
+        "size_bytes": artifact_bytes(TORCH_MODEL_INT8, artifact),
     }
 
 
-def bench_ptq_static(fp32: Any, data: Any, reference: dict[str, Any], seed: int) -> dict[str, Any]:
+def bench_ptq_static(fp32: Any, cfg: ModelConfig, data: Any, reference: dict[str, Any], seed: int) -> dict[str, Any]:
     ptq = StaticPTQ(StaticPTQConfig(calibration_batches=32, calibration_batch_size=64, seed=seed))
     int8, seconds = _timed(ptq.quantize, fp32, data)
-    metrics = _report(int8, data, reference, _int8_sizes(fp32, int8, data))
+    artifact = QuantizedModelArtifact(cfg, ptq.recipe(fp32, data.input_shape), int8)
+    metrics = _report(int8, data, reference, _int8_sizes(fp32, cfg, artifact, data))
     metrics["seconds"] = seconds
     return metrics
 
 
-def bench_qat(fp32: Any, data: Any, reference: dict[str, Any], settings: FitSettings) -> dict[str, Any]:
+def bench_qat(
+    fp32: Any, cfg: ModelConfig, data: Any, reference: dict[str, Any], settings: FitSettings
+) -> dict[str, Any]:
     qat = QAT(QATConfig(freeze_observers_after_epoch=max(1, settings.epochs - 1)))
     prepared = qat.prepare(fp32)
     result, seconds = _timed(qat.train, prepared, data, settings)
     int8 = qat.convert(prepared)
-    metrics = _report(int8, data, reference, _int8_sizes(fp32, int8, data))
+    artifact = QuantizedModelArtifact(cfg, qat.recipe(fp32, data.input_shape), int8)
+    metrics = _report(int8, data, reference, _int8_sizes(fp32, cfg, artifact, data))
     metrics.update(seconds=seconds, best_epoch=result.best_epoch)
     return metrics
 
 
-def bench_magnitude(fp32: Any, data: Any, reference: dict[str, Any], settings: FitSettings) -> dict[str, Any]:
+def bench_magnitude(
+    fp32: Any, cfg: ModelConfig, data: Any, reference: dict[str, Any], settings: FitSettings
+) -> dict[str, Any]:
     module = _copy(fp32)
     pruner = MagnitudePruner(MagnitudePruneConfig(sparsity=0.5, scope="global"))
     pruner.prune(module)
     one_shot_top1 = evaluation_metrics(module, data)["test_top1"]
     _, seconds = _timed(pruner.run, module, data, settings)
     pruner.remove_masks(module)
-    metrics = _report(module, data, reference, model_metrics(module, data.input_shape))
+    metrics = _report(module, data, reference, _float_sizes(module, cfg, data))
     metrics.update(
         sparsity=pruner.sparsity(module)["overall"],
         test_top1_before_finetune=one_shot_top1,
@@ -169,12 +191,14 @@ def bench_magnitude(fp32: Any, data: Any, reference: dict[str, Any], settings: F
     return metrics
 
 
-def bench_structured(fp32: Any, data: Any, reference: dict[str, Any], settings: FitSettings) -> dict[str, Any]:
+def bench_structured(
+    fp32: Any, cfg: ModelConfig, data: Any, reference: dict[str, Any], settings: FitSettings
+) -> dict[str, Any]:
     module = _copy(fp32)
     pruner = StructuredPruner(StructuredPruneConfig(ratio=0.3, importance="l1"))
     _, seconds = _timed(pruner.run, module, data, settings)
     module.eval()
-    metrics = _report(module, data, reference, model_metrics(module, data.input_shape))
+    metrics = _report(module, data, reference, _float_sizes(module, cfg, data))
     metrics.update(
         params_ratio=metrics["params"] / reference["params"],
         macs_ratio=metrics["macs"] / reference["macs"],
@@ -218,12 +242,14 @@ def bench_distill(
         print(f"  distill alpha={alpha} T={temperature}: val {figures['val_top1']:.4f}", flush=True)
     chosen = max(candidates, key=lambda c: c["val_top1"])  # first on ties
     student = chosen["module"]
-    metrics = _report(student, data, reference, model_metrics(student, data.input_shape))
+    metrics = _report(student, data, reference, _float_sizes(student, student_cfg, data))
     metrics.update(
         student_width_mult=student_cfg.width_mult,
         alpha=chosen["alpha"],
         temperature=temperature,
-        alpha_candidates={str(c["alpha"]): {"val_top1": c["val_top1"], "test_top1": c["test_top1"]} for c in candidates},
+        alpha_candidates={
+            str(c["alpha"]): {"val_top1": c["val_top1"], "test_top1": c["test_top1"]} for c in candidates
+        },
         scratch_val_top1=scratch_metrics["val_top1"],
         scratch_test_top1=scratch_metrics["test_top1"],
         gain_over_scratch_pp=(metrics["test_top1"] - scratch_metrics["test_top1"]) * 100.0,
@@ -256,10 +282,10 @@ def run_seed(data: Any, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     print(f"seed {seed}: fp32 test top-1 {reference['test_top1']:.4f}", flush=True)
     student_cfg = model_cfg.model_copy(update={"width_mult": args.student_width})
     benches = {
-        "ptq_static": lambda: bench_ptq_static(fp32, data, reference, seed),
-        "qat": lambda: bench_qat(fp32, data, reference, finetune),
-        "prune_magnitude": lambda: bench_magnitude(fp32, data, reference, finetune),
-        "prune_structured": lambda: bench_structured(fp32, data, reference, finetune),
+        "ptq_static": lambda: bench_ptq_static(fp32, model_cfg, data, reference, seed),
+        "qat": lambda: bench_qat(fp32, model_cfg, data, reference, finetune),
+        "prune_magnitude": lambda: bench_magnitude(fp32, model_cfg, data, reference, finetune),
+        "prune_structured": lambda: bench_structured(fp32, model_cfg, data, reference, finetune),
         "distill": lambda: bench_distill(fp32, data, reference, student_cfg, train, args.kd_alphas, args.temperature),
     }
     results = {"fp32": reference}
@@ -321,7 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", nargs="*", choices=TECHNIQUES, default=list(TECHNIQUES), help="techniques to run (FP32 always runs)"
     )
-    parser.add_argument("--fp32-cache", type=Path, default=None, help="folder to keep and reuse the trained FP32 models")
+    parser.add_argument(
+        "--fp32-cache", type=Path, default=None, help="folder to keep and reuse the trained FP32 models"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(DataConfig(name=args.dataset, max_train=args.max_train))
