@@ -38,7 +38,10 @@ def bench_cache(args: list[str]) -> dict:
         env = dict(os.environ, MALAK_CACHE_DIR=str(cwd / "cache"))
         cold = _timed([str(BIN / "malak-run"), *args], cwd, env)
         cached = [_timed([str(BIN / "malak-run"), *args], cwd, env) for _ in range(3)]
-        imports = "import malak_pipe.cli, hydra, malak_pipe.app, malak_pipe.registry as r; [r.get_stage(n) for n in r.stage_names()]"
+        imports = (
+            "import malak_pipe.cli, hydra, malak_pipe.app, malak_pipe.registry as r; "
+            "[r.get_stage(n) for n in r.stage_names()]"
+        )
         startup = [_timed([sys.executable, "-c", imports], cwd, env) for _ in range(3)]
     best_cached, best_start = min(cached), min(startup)
     return {

@@ -10,7 +10,9 @@ from hydra import compose, initialize_config_module
 from malak_pipe.config import to_run_config
 from malak_pipe.graph import build_graph
 
-EXPERIMENTS = sorted(p.name[:-5] for p in (files("malak_pipe.conf") / "experiment").iterdir() if p.name.endswith(".yaml"))
+EXPERIMENTS = sorted(
+    p.name[:-5] for p in (files("malak_pipe.conf") / "experiment").iterdir() if p.name.endswith(".yaml")
+)
 
 
 def composed(overrides: list[str]):

@@ -15,7 +15,9 @@ import pytest
 
 from tests.e2e.test_cli import malak_run
 
-EXPERIMENTS = sorted(p.name[:-5] for p in (files("malak_pipe.conf") / "experiment").iterdir() if p.name.endswith(".yaml"))
+EXPERIMENTS = sorted(
+    p.name[:-5] for p in (files("malak_pipe.conf") / "experiment").iterdir() if p.name.endswith(".yaml")
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from malak_pipe.stages.data import Data
-from malak_pipe.stages.train import Train
 from pydantic import ValidationError
 
 from malak_pipe.data import clear_memo
 from malak_pipe.errors import ConfigError
 from malak_pipe.models.artifact import load_model
 from malak_pipe.registry import get_stage
+from malak_pipe.stages.data import Data
+from malak_pipe.stages.train import Train
 from malak_pipe.testing import run_stage
 from malak_pipe.training import evaluate
 
