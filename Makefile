@@ -22,7 +22,7 @@ setup: $(STAMP)/venv system-deps
 # CPU build so pip never resolves a CUDA one.
 $(STAMP)/venv: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 	@mkdir -p $(STAMP) && touch $@
 

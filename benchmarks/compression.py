@@ -319,6 +319,34 @@ def check_targets(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, A
     return out
 
 
+def merge_previous(out: Path, runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Fill ``runs`` with the techniques not re-run from the previous report at ``out``.
+
+    Only when that report ran the same seeds on the same data and its FP32 model is the same
+    (identical val/test top-1 and best epoch: the cached or retrained model is the one the old
+    figures came from); otherwise nothing is merged. Returns {seed: [merged techniques]}.
+    """
+    if not out.exists():
+        return {}
+    previous = json.loads(out.read_text())
+    same_data = previous.get("arguments", {}).get("seeds") == args.seeds and all(
+        previous["arguments"].get(key) == getattr(args, key) for key in ("dataset", "epochs", "max_train")
+    )
+    if not same_data:
+        print("--merge: the previous report ran other seeds or data; nothing merged")
+        return {}
+    merged = {}
+    for seed, run, old in zip(args.seeds, runs, previous["runs"], strict=True):
+        same_fp32 = all(old["fp32"].get(key) == run["fp32"].get(key) for key in ("val_top1", "test_top1", "best_epoch"))
+        if not same_fp32:
+            print(f"--merge: seed {seed}: the FP32 model differs from the previous report's; nothing merged")
+            continue
+        kept = [name for name in old if name not in run]
+        run.update({name: old[name] for name in kept})
+        merged[str(seed)] = kept
+    return merged
+
+
 def environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -350,11 +378,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fp32-cache", type=Path, default=None, help="folder to keep and reuse the trained FP32 models"
     )
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the techniques not in --only from the previous --out report"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(DataConfig(name=args.dataset, max_train=args.max_train))
     started = time.perf_counter()
     runs = [run_seed(data, args, seed) for seed in args.seeds]
+    merged = merge_previous(args.out, runs, args) if args.merge else {}
     summary = summarize(runs)
     report = {
         "benchmark": "compression",
@@ -363,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
         "environment": environment(),
         "seconds": time.perf_counter() - started,
         "runs": runs,
+        "merged_from_previous": merged,
         "summary": summary,
         "targets": check_targets(summary),
     }
