@@ -2,18 +2,28 @@
 
 For each seed: train the FP32 SimpleCNN, then from it static INT8 PTQ, QAT, 50% magnitude
 pruning (one-shot, fine-tuned), 30% structured channel pruning (fine-tuned), and knowledge
-distillation into a smaller SimpleCNN compared with the same student trained from scratch
-with the same settings. Every figure (accuracy, per-class drops, sizes, parameters, MACs,
-batch-1 latency) goes into the JSON, with mean/std over seeds and the targets:
+distillation into a half-width SimpleCNN (``--student-width``) compared with the same student
+trained from scratch with the same recipe (same initial weights, epochs, optimizer, schedule
+and batch order). KD runs once per ``--kd-alphas`` value (T = ``--temperature``) and keeps
+the student with the best validation top-1; test accuracy is never used to choose. Every
+figure (accuracy, per-class drops, sizes, parameters, MACs, batch-1 latency) goes into the
+JSON, with mean/std over seeds and the targets:
 
     FP32 test top-1 >= 92.2%          static INT8: compression >= 3.9x, drop <= 0.3 pp
     QAT drop <= 0.1 pp                magnitude 50%: drop <= 1 pp after fine-tuning
     structured 30%: params, size and batch-1 latency below FP32
     KD: the student gains over the same student from scratch
 
+``size_bytes`` is always the bytes of the artifact file the pipeline would write for the model
+(torch_model for float models, the packed torch_model_int8 for int8 ones), so compression is
+file against file; ``payload_bytes`` counts raw tensor bytes without any container.
+
     python benchmarks/compression.py --out outputs/bench/compression.json \\
         [--dataset fashion_mnist --epochs 20 --seeds 0 1 2]
     python benchmarks/compression.py --out /tmp/smoke.json --epochs 1 --max-train 2000   # smoke
+    # re-run some techniques only, reusing the trained FP32 models and keeping the other figures:
+    python benchmarks/compression.py --out outputs/bench/compression_seed0.json --seeds 0 \\
+        --fp32-cache outputs/bench/fp32_cache --only distill ptq_static --merge
 
 Everything runs through the malak_pipe.compress API (the same code the stages call), on the
 CPU with ``--threads`` torch threads (latency is always measured single-threaded).

@@ -33,7 +33,7 @@ class Distill(Stage):
     """Knowledge distillation of a teacher into a (smaller) student."""
 
     name = "distill"
-    version = 1
+    version = 2
     Config = DistillStageConfig
     inputs = {
         "teacher": ("torch_model", "torch_model_int8"),

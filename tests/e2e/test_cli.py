@@ -76,3 +76,38 @@ def test_bad_config_exit_2_clear_message_no_result(tmp_path, overrides, words):
     assert words in out.stderr
     assert "Traceback" not in out.stderr
     assert results_files(tmp_path) == []
+
+
+COMPRESSION_BAD_CONFIGS = [
+    (["stage.prune_magnitude.sparsity=1.5"], "stage.prune_magnitude.sparsity"),
+    (["stage.prune_magnitude.sparsity=1.0"], "stage.prune_magnitude.sparsity"),
+    (["stage.prune_structured.ratio=-0.1"], "stage.prune_structured.ratio"),
+    (["stage.ptq_static.backend=arm"], "stage.ptq_static.backend"),
+    (["pipeline.distill.inputs.teacher=data.dataset"], "takes torch_model or torch_model_int8 but 'data.dataset'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), COMPRESSION_BAD_CONFIGS, ids=lambda v: str(v))
+def test_bad_compression_config_fails_before_running(tmp_path, overrides, words):
+    out = malak_run(tmp_path, "experiment=compress_demo", *overrides)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert words in out.stderr
+    assert results_files(tmp_path) == []
+
+
+def test_chain_prune_distill_qat_names_its_lineage(tmp_path):
+    out = malak_run(tmp_path, "experiment=combined", "debug=smoke")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    [res_file] = results_files(tmp_path)
+    run_dir = res_file.parent
+
+    def node(name):
+        return json.loads((run_dir / name / "result.json").read_text())
+
+    qat, distill, prune, train = node("qat"), node("distill"), node("prune_structured"), node("train")
+    assert qat["inputs"]["model"]["ref"] == "distill.model"
+    assert qat["inputs"]["model"]["sha256"] == distill["outputs"]["model"]["sha256"]
+    assert distill["inputs"]["student"]["sha256"] == prune["outputs"]["model"]["sha256"]
+    assert distill["inputs"]["teacher"]["sha256"] == train["outputs"]["model"]["sha256"]
+    assert prune["inputs"]["model"]["sha256"] == train["outputs"]["model"]["sha256"]
+    assert qat["metrics"]["params"] < train["metrics"]["params"]  # the pruned architecture carried through

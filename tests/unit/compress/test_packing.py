@@ -84,9 +84,9 @@ def _simple_cnn_int8():
     cfg = ModelConfig(name="simple_cnn")  # 28x28, 458k parameters
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    ptq = StaticPTQ(StaticPTQConfig())
+    ptq = StaticPTQ(StaticPTQConfig(observer="minmax"))
     prepared = ptq.prepare(model)
-    ptq.calibrate(prepared, [torch.randn(8, 1, 28, 28)])
+    ptq.calibrate(prepared, [torch.randn(2, 1, 28, 28)])
     return cfg, model, QuantizedModelArtifact(cfg, ptq.recipe(model, (1, 28, 28)), ptq.convert(prepared))
 
 
@@ -108,10 +108,14 @@ def test_int8_artifact_file_is_at_least_3_9_times_smaller_than_the_fp32_file(tmp
         assert _same(value, original[name]), name
 
 
-def test_format_1_int8_files_still_load(trained, dataset, tmp_path):
-    ptq = StaticPTQ(StaticPTQConfig(calibration_batches=2, calibration_batch_size=16))
-    int8 = ptq.quantize(trained, dataset)
-    recipe = ptq.recipe(trained, dataset.input_shape)
+@pytest.fixture(scope="module")
+def small_int8(_trained, dataset):
+    ptq = StaticPTQ(StaticPTQConfig(observer="minmax", calibration_batches=2, calibration_batch_size=16))
+    return QuantizedModelArtifact(MODEL, ptq.recipe(_trained, dataset.input_shape), ptq.quantize(_trained, dataset))
+
+
+def test_format_1_int8_files_still_load(small_int8, dataset, tmp_path):
+    int8, recipe = small_int8.module, small_int8.recipe
     path = tmp_path / "old.pt"
     torch.save(
         {
@@ -126,11 +130,9 @@ def test_format_1_int8_files_still_load(trained, dataset, tmp_path):
     assert torch.equal(TORCH_MODEL_INT8.load(path).module(x), int8(x))
 
 
-def test_corrupt_packed_state_raises_artifact_error(trained, dataset, tmp_path):
-    ptq = StaticPTQ(StaticPTQConfig(calibration_batches=2, calibration_batch_size=16))
-    artifact = QuantizedModelArtifact(MODEL, ptq.recipe(trained, dataset.input_shape), ptq.quantize(trained, dataset))
+def test_corrupt_packed_state_raises_artifact_error(small_int8, tmp_path):
     path = tmp_path / "int8.pt"
-    TORCH_MODEL_INT8.save(artifact, path)
+    TORCH_MODEL_INT8.save(small_int8, path)
     raw = torch.load(path, weights_only=True)
     raw["packed"]["pools"]["int8"] = raw["packed"]["pools"]["int8"][:10]
     torch.save(raw, path)
