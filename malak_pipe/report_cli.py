@@ -23,11 +23,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--formats", default="md,csv,json,tex", help="any of md,csv,json,tex (default: all)")
     parser.add_argument("--plots", action="store_true", help="also draw accuracy/size/latency plots (PNG)")
     parser.add_argument("--quiet", action="store_true", help="do not print the Markdown table")
+    parser.add_argument("--page", type=Path, help="also write a one-table results page (Markdown) here")
+    parser.add_argument("--columns", help="metrics of the page's table (default: accuracy, drop, size, ...)")
+    parser.add_argument("--reference", type=Path, help="JSON of reference figures shown beside the page's")
+    parser.add_argument("--title", default="Results", help="the page's title")
     return parser
 
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _write_page(args: argparse.Namespace, stats, argv: list[str]) -> Path:
+    from malak_pipe.report_page import DEFAULT_COLUMNS, load_reference, write_page
+
+    reference = load_reference(args.reference) if args.reference else None
+    command = "malak-report " + " ".join(argv)
+    return write_page(args.page, stats, _split(args.columns) or DEFAULT_COLUMNS, reference, args.title, command)
 
 
 def main(argv: list[str]) -> int:
@@ -45,6 +57,8 @@ def main(argv: list[str]) -> int:
         from malak_pipe.plots import write_plots
 
         written.update(write_plots(jobs, stats, out_dir))
+    if args.page:
+        written["page"] = _write_page(args, stats, argv)
     if not args.quiet:
         print(to_markdown(stats))
     groups = len({s.group for s in stats})

@@ -163,6 +163,8 @@ class _WithTeacherLogits:
         self.train = _Rows(torch.cat([x.reshape(len(x), -1), logits], dim=1), data.train.y)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_data":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self._data, name)
 
     def split_batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,3 +76,13 @@ def test_pareto_front_and_png(sweep, tmp_path):
     written = write_plots(jobs, aggregate(jobs), tmp_path / "plots")
     png = written["accuracy_vs_size_bytes"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_page_with_reference(sweep, tmp_path):
+    ref = tmp_path / "paper.json"
+    ref.write_text(json.dumps({"source": "the paper, Table V", "nodes": {"train": {"test_top1": 0.9219}}}))
+    page = tmp_path / "results.md"
+    assert main([str(sweep), "--quiet", "--page", str(page), "--reference", str(ref), "--columns", "test_top1"]) == 0
+    text = page.read_text()
+    assert "| stage.train.lr=0.1 | train | 92.00 ± 2.00 | 92.19 | 3 |" in text
+    assert "the paper, Table V" in text and "malak-report" in text
