@@ -18,14 +18,18 @@ def _is_fraction_metric(metric: str) -> bool:
 
 
 def format_value(metric: str, mean: float, std: float, n: int) -> str:
-    """'97.22 ± 0.31' (fractions as percent), '1.2e+06 ± 3e+04' otherwise."""
+    """'97.22 ± 0.31' (fractions as percent), '+0.12 ± 0.05' (pp), '465,569' (constant counts)."""
+    spread = n > 1 and std > 0
     if _is_fraction_metric(metric):
         mean, std = 100 * mean, 100 * std
-        text = f"{mean:.2f}"
-        return f"{text} ± {std:.2f}" if n > 1 else text
+        return f"{mean:.2f} ± {std:.2f}" if spread else f"{mean:.2f}"
+    if metric.endswith("_pp"):
+        return f"{mean:+.2f} ± {std:.2f}" if spread else f"{mean:+.2f}"
+    if not spread and float(mean).is_integer():
+        return f"{int(mean):,}"
     if abs(mean) >= 1e5 or (0 < abs(mean) < 1e-3):
-        return f"{mean:.4g} ± {std:.2g}" if n > 1 else f"{mean:.4g}"
-    return f"{mean:.4g} ± {std:.3g}" if n > 1 else f"{mean:.4g}"
+        return f"{mean:.4g} ± {std:.2g}" if spread else f"{mean:.4g}"
+    return f"{mean:.4g} ± {std:.3g}" if spread else f"{mean:.4g}"
 
 
 def select(stats: Iterable[Stat], metrics: list[str] | None, nodes: list[str] | None) -> list[Stat]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from malak_pipe.aggregate import aggregate, find_results, load_job
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--columns", help="metrics of the page's table (default: accuracy, drop, size, ...)")
     parser.add_argument("--reference", type=Path, help="JSON of reference figures shown beside the page's")
     parser.add_argument("--title", default="Results", help="the page's title")
+    parser.add_argument("--made-with", help="the command that produced the runs, quoted on the page")
     return parser
 
 
@@ -38,8 +40,9 @@ def _write_page(args: argparse.Namespace, stats, argv: list[str]) -> Path:
     from malak_pipe.report_page import DEFAULT_COLUMNS, load_reference, write_page
 
     reference = load_reference(args.reference) if args.reference else None
-    command = "malak-report " + " ".join(argv)
-    return write_page(args.page, stats, _split(args.columns) or DEFAULT_COLUMNS, reference, args.title, command)
+    command = shlex.join(["malak-report", *argv])
+    columns = _split(args.columns) or DEFAULT_COLUMNS
+    return write_page(args.page, stats, columns, reference, args.title, command, made_with=args.made_with)
 
 
 def main(argv: list[str]) -> int:
