@@ -57,7 +57,7 @@ def predictor_for(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def shifted_batches(cfg: DriftConfig, data: Any) -> dict[str, tuple[np.ndarray, bool]]:
     """name -> (normalized test images, whether drift must be flagged)."""
-    from malak_pipe.deploy.drift import add_noise, prior_shift_indices, shift_brightness
+    from malak_pipe.deploy.drift_shifts import add_noise, prior_shift_indices, shift_brightness
 
     x, y = data.test.x.numpy(), data.test.y.numpy()
     return {

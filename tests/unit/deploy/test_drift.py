@@ -9,20 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from malak_pipe.deploy.drift import (
-    Histogram,
-    add_noise,
-    build_reference,
-    check_drift,
-    kl_divergence,
-    load_reference,
-    prior_shift_indices,
-    psi,
-    save_reference,
-    shift_brightness,
-)
+from malak_pipe.deploy.drift import Histogram, build_reference, check_drift, load_reference, save_reference
 from malak_pipe.deploy.drift_cli import main
 from malak_pipe.deploy.drift_inputs import prepare_inputs
+from malak_pipe.deploy.drift_shifts import add_noise, prior_shift_indices, shift_brightness
+from malak_pipe.deploy.drift_stats import kl_divergence, psi
 from malak_pipe.deploy.onnx_export import export_onnx, torch_logits
 from malak_pipe.errors import ArtifactError, DataError
 from malak_pipe.stages.drift import Drift
