@@ -8,7 +8,7 @@ STAMP  := .make
 PIP    := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup system-deps lint bench bench-engine bench-latency bench-firmware bench-compression clean
+.PHONY: run test setup system-deps lint bench bench-engine bench-latency bench-firmware bench-compression bench-sweep clean
 
 run: setup
 	$(BIN)/malak-run $(ARGS)
@@ -34,7 +34,7 @@ lint: setup
 
 # Benchmarks write JSON (figures quoted in docs and closing notes come from these files).
 # The full set takes over an hour on a 2-core CPU; run one with e.g. `make bench-firmware`.
-bench: bench-engine bench-latency bench-firmware bench-compression
+bench: bench-engine bench-latency bench-firmware bench-compression bench-sweep
 
 bench-engine: setup
 	$(BIN)/python benchmarks/engine.py --out benchmarks/results/engine.json
@@ -44,6 +44,9 @@ bench-latency: setup
 
 bench-firmware: setup
 	$(BIN)/python benchmarks/firmware.py --out benchmarks/results/firmware.json
+
+bench-sweep: setup
+	$(BIN)/python benchmarks/sweep.py --out benchmarks/results/sweep.json
 
 bench-compression: setup
 	$(BIN)/python benchmarks/compression.py --out benchmarks/results/compression.json --epochs 20 --seeds 0 1 2
