@@ -42,9 +42,9 @@ def _phases(cwd: Path) -> dict[str, float]:
 
     from hydra import compose, initialize_config_module
 
-    from malak_pipe.app import execute
-    from malak_pipe.config import to_run_config
-    from malak_pipe.graph import build_graph
+    from malak_pipe.engine.app import execute
+    from malak_pipe.engine.config import to_run_config
+    from malak_pipe.engine.graph import build_graph
 
     t0 = time.process_time()
     with initialize_config_module(config_module="malak_pipe.conf", version_base="1.3"):
@@ -67,7 +67,7 @@ def bench_cache(args: list[str]) -> dict:
         cold, cold_cpu = _timed([str(BIN / "malak-run"), *args], cwd, env)
         cached = [_timed([str(BIN / "malak-run"), *args], cwd, env) for _ in range(3)]
         imports = (
-            "import malak_pipe.cli, hydra, malak_pipe.app, malak_pipe.registry as r; "
+            "import malak_pipe.cli, hydra, malak_pipe.engine.app, malak_pipe.engine.registry as r; "
             "[r.get_stage(n) for n in r.stage_names()]"
         )
         startup = [_timed([sys.executable, "-c", imports], cwd, env) for _ in range(3)]

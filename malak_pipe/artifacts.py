@@ -1,8 +1,13 @@
 """Named artifact types: how an artifact is saved, loaded and where it lives on disk.
 
-The engine only knows artifact *names* (strings) so the graph can refuse a wrong wiring
-without importing torch. Each name maps to an import string of an :class:`ArtifactType`,
-imported the first time an artifact of that type is actually saved or loaded.
+Artifact types register like stages do: through the ``malak_pipe.artifacts`` entry-point
+group (name -> ``module:attribute`` of an :class:`ArtifactType`), or in-process with
+:func:`register_artifact_type`. The engine only needs the *names* to check the wiring of a
+pipeline, so nothing heavy is imported for validation; a type's module is imported the first
+time an artifact of that type is saved or loaded. A third-party package adds its own::
+
+    [project.entry-points."malak_pipe.artifacts"]
+    tflite_model = "my_pkg.artifacts:TFLITE_MODEL"
 
 An artifact is one file or one directory. Its content hash (sha256 over the file, or over
 the sorted relative paths and contents of a directory) is what enters downstream cache keys.
@@ -12,12 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from malak_pipe.errors import ArtifactError
+
+GROUP = "malak_pipe.artifacts"
 
 
 @dataclass(frozen=True)
@@ -37,36 +47,61 @@ class ArtifactType:
     is_dir: bool = False
 
 
-# name -> "module:attribute" of an ArtifactType. Library modules own their types; the
-# engine only needs the names, so nothing heavy is imported for validation.
-ARTIFACT_TYPES: dict[str, str] = {
-    "json": "malak_pipe.artifact_io:JSON",
-    "dataset": "malak_pipe.data.artifact:DATASET",
-    "torch_model": "malak_pipe.models.artifact:TORCH_MODEL",
-    "torch_model_int8": "malak_pipe.compress.artifact:TORCH_MODEL_INT8",
-    "onnx_model": "malak_pipe.deploy.artifact:ONNX_MODEL",
-    "onnx_model_int8": "malak_pipe.deploy.artifact:ONNX_MODEL_INT8",
-    "drift_reference": "malak_pipe.deploy.artifact:DRIFT_REFERENCE",
-    "c_sources": "malak_pipe.mcu.artifact:C_SOURCES",
-    "firmware_elf": "malak_pipe.mcu.artifact:FIRMWARE",
-}
+def _save_json(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"not a readable JSON file: {exc}", path=str(path)) from None
+
+
+JSON = ArtifactType(name="json", suffix=".json", save=_save_json, load=_load_json)
+"""The one type the engine itself provides: a JSON document (reports, tables)."""
+
+_registered: dict[str, ArtifactType] = {}
 _loaded: dict[str, ArtifactType] = {}
 
 
+@cache
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+
+
+def register_artifact_type(artifact_type: ArtifactType) -> ArtifactType:
+    """Register a type in this process (for notebooks and tests); returns it."""
+    _registered[artifact_type.name] = artifact_type
+    return artifact_type
+
+
 def known_types() -> list[str]:
-    return sorted(ARTIFACT_TYPES)
+    """Every registered type name (entry points and in-process registrations)."""
+    return sorted(set(_entry_points()) | set(_registered))
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` is a registered type, without importing its module."""
+    return name in _registered or name in _entry_points()
 
 
 def get_type(name: str) -> ArtifactType:
     """Import and return the artifact type called ``name``."""
+    if name in _registered:
+        return _registered[name]
     if name in _loaded:
         return _loaded[name]
-    target = ARTIFACT_TYPES.get(name)
+    target = _entry_points().get(name)
     if target is None:
-        raise ArtifactError(f"unknown artifact type '{name}'", hint=f"use one of {known_types()}")
+        raise ArtifactError(
+            f"unknown artifact type '{name}'",
+            hint=f"use one of {known_types()} (packages register types in the '{GROUP}' entry-point group)",
+        )
     module_name, attr = target.split(":")
     artifact_type = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(artifact_type, ArtifactType) or artifact_type.name != name:
+        raise ArtifactError(f"entry point '{name}' = '{target}' is not an ArtifactType named '{name}'")
     _loaded[name] = artifact_type
     return artifact_type
 

@@ -17,8 +17,8 @@ A stage plugin is a thin class that validates its config and calls library code:
             ctx.save("model", model)
             return StageResult(metrics={"test_top1": ...})
 
-Stages are found through the ``malak_pipe.stages`` entry-point group (see registry.py);
-the engine never imports a stage by name. A stage never chooses its own paths: the
+Stages are found through the ``malak_pipe.stages`` entry-point group (see
+malak_pipe/engine/registry.py); the engine never imports a stage by name. A stage never chooses its own paths: the
 context gives its directory and ``ctx.save`` writes atomically.
 """
 
@@ -100,6 +100,17 @@ class Stage:
     optional_inputs: ClassVar[frozenset[str]] = frozenset()
     outputs: ClassVar[dict[str, str]] = {}
     description: ClassVar[str] = ""
+    summary: ClassVar[dict[str, str] | None] = None
+    """The metrics the console's tables show for this stage, in order: metric name -> a
+    template with one replacement field, e.g. ``"top1 {:.2%}"``. Besides Python's format
+    specs, ``{:bytes}`` prints a size (``363.3 kB``), ``{:M}`` millions (``0.55 M``) and
+    ``{:yes|no}`` picks a word by a boolean. Metrics a run lacks are left out; a stage that
+    declares nothing shows its first scalar metrics as ``name value``."""
+    provides: ClassVar[frozenset[str]] = frozenset()
+    """Documented metric layouts this stage's metrics follow (docs/CONTRACTS.md), so reports
+    can find them without knowing stage names: ``latency_by_input`` (``metrics.latency``
+    maps input names to ``{median_ms, p90_ms, speedup_vs_torch_fp32}``) and
+    ``per_layer_latency`` (``metrics.per_layer_top``: a list of ``{name, time_ms}``)."""
 
     @classmethod
     def source_fingerprint(cls, cfg: StageConfig) -> str | None:

@@ -19,6 +19,15 @@ from malak_pipe.training.settings import FitSettings
 
 BASELINE = "baseline"
 
+COMPRESSION_SUMMARY = {
+    "test_top1": "top1 {:.2%}",
+    "test_top1_drop_vs_baseline_pp": "drop {:+.2f}pp",
+    "compression_vs_baseline": "{:.2f}x smaller",
+    "sparsity": "sparsity {:.2%}",
+    "size_bytes": "{:bytes}",
+}
+"""What the console shows for every compression stage."""
+
 
 def reference_metrics(ctx: StageContext, input_name: str, module: Any, data: Any) -> dict[str, Any]:
     """Metrics of the model behind ``input_name``; evaluated here when upstream has none."""

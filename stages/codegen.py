@@ -24,6 +24,7 @@ class Codegen(Stage):
     inputs = {"model": "onnx_model_int8"}
     outputs = {"sources": "c_sources"}
     description = "int8 ONNX (QDQ) to specialized C kernels calls, constants and arena plan"
+    summary = {"arena_bytes": "arena {:bytes}", "layers": "{} kernel calls", "host_bit_exact_rate": "host {:.0%} exact"}
 
     def run(self, cfg: CodegenConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.mcu.codegen import generate

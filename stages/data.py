@@ -31,6 +31,7 @@ class Data(Stage):
     inputs = {}
     outputs = {"dataset": "dataset"}
     description = "load a dataset (digits, fashion_mnist, cifar10, synthetic) and split train/val/test"
+    summary = {"n_train": "train {}"}
 
     @classmethod
     def source_fingerprint(cls, cfg: StageConfig) -> str | None:

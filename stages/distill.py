@@ -19,7 +19,13 @@ from malak_pipe.models.config import ModelConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import check_model_matches_data, reference_metrics, smoke_warnings, standard_metrics
+from ._compress import (
+    COMPRESSION_SUMMARY,
+    check_model_matches_data,
+    reference_metrics,
+    smoke_warnings,
+    standard_metrics,
+)
 
 
 class DistillStageConfig(StageConfig, DistillConfig):
@@ -44,6 +50,7 @@ class Distill(Stage):
     optional_inputs = frozenset({"student", "baseline"})
     outputs = {"model": "torch_model"}
     description = "knowledge distillation (Hinton KD, optional FitNets hints) into a student"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import KnowledgeDistiller

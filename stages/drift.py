@@ -77,6 +77,7 @@ class Drift(Stage):
     inputs = {"model": ("torch_model", "onnx_model", "onnx_model_int8"), "data": "dataset"}
     outputs = {"reference": "drift_reference"}
     description = "drift reference (input/output histograms) checked on clean and shifted test data"
+    summary = {"drift_detected": "drift {}", "self_check_ok": "drift self-check {:passed|FAILED}"}
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.deploy.drift import DriftThresholds, build_reference, check_drift

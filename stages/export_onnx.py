@@ -43,6 +43,7 @@ class ExportONNX(Stage):
     inputs = {"model": "torch_model", "data": "dataset"}
     outputs = {"model": "onnx_model"}
     description = "export the FP32 model to ONNX (BN folded) and check parity in ONNX Runtime"
+    summary = {"test_top1": "top1 {:.2%}", "size_bytes": "{:bytes}", "parity_max_abs_diff": "parity {:.1e}"}
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.deploy.onnx_export import check_parity, export_onnx, torch_logits

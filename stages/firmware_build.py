@@ -30,6 +30,7 @@ class FirmwareBuild(Stage):
     inputs = {"sources": "c_sources"}
     outputs = {"firmware": "firmware_elf"}
     description = "cross-compile for Cortex-M, memory report, flash/RAM budget check"
+    summary = {"flash_bytes": "flash {:bytes}", "ram_bytes": "ram {:bytes}"}
 
     def run(self, cfg: FirmwareBuildConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.mcu.build import BuildOptions, build_firmware

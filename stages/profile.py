@@ -133,6 +133,8 @@ class Profile(Stage):
     optional_inputs = frozenset(inputs)
     outputs = {"report": "json"}
     description = "latency (median/p90/mean/std), per-layer time, peak memory of each model variant"
+    summary = {"best_variant": "fastest {}", "best_speedup_vs_torch_fp32": "{:.1f}x vs torch fp32"}
+    provides = frozenset({"latency_by_input", "per_layer_latency"})
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.deploy.profiler import profile_variants

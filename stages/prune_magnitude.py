@@ -16,7 +16,7 @@ from malak_pipe.compress.configs import MagnitudePruneConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import reference_metrics, smoke_warnings, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, reference_metrics, smoke_warnings, standard_metrics
 
 SPARSITY_TOLERANCE = 0.01
 
@@ -37,6 +37,7 @@ class PruneMagnitude(Stage):
     optional_inputs = frozenset({"baseline"})
     outputs = {"model": "torch_model"}
     description = "L1 unstructured pruning (one-shot or gradual), fine-tuned, masks made permanent"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import MagnitudePruner

@@ -16,7 +16,7 @@ from malak_pipe.compress.configs import StructuredPruneConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import reference_metrics, smoke_warnings, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, reference_metrics, smoke_warnings, standard_metrics
 
 
 class PruneStructuredConfig(StageConfig, StructuredPruneConfig):
@@ -35,6 +35,7 @@ class PruneStructured(Stage):
     optional_inputs = frozenset({"baseline"})
     outputs = {"model": "torch_model"}
     description = "structured channel pruning (torch-pruning dependency groups), then fine-tuning"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         import torch

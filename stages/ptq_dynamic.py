@@ -14,7 +14,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import DynamicPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import int8_size_metrics, reference_metrics, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, standard_metrics
 
 LOW_FRACTION = 0.5
 
@@ -33,6 +33,7 @@ class PTQDynamic(Stage):
     optional_inputs = frozenset({"baseline"})
     outputs = {"model": "torch_model_int8"}
     description = "dynamic int8 quantization of Linear/LSTM/GRU weights"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import DynamicPTQ, QuantizedModelArtifact

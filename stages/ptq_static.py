@@ -13,7 +13,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import StaticPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import int8_size_metrics, reference_metrics, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, standard_metrics
 
 
 class PTQStaticConfig(StageConfig, StaticPTQConfig):
@@ -30,6 +30,7 @@ class PTQStatic(Stage):
     optional_inputs = frozenset({"baseline"})
     outputs = {"model": "torch_model_int8"}
     description = "static int8 quantization (conv-bn-relu fusion, calibration on train batches)"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import QuantizedModelArtifact, StaticPTQ

@@ -15,7 +15,7 @@ from malak_pipe.compress.configs import QATConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import int8_size_metrics, reference_metrics, smoke_warnings, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, smoke_warnings, standard_metrics
 
 
 class QATStageConfig(StageConfig, QATConfig):
@@ -34,6 +34,7 @@ class QAT(Stage):
     optional_inputs = frozenset({"baseline"})
     outputs = {"model": "torch_model_int8"}
     description = "quantization-aware training, then int8 conversion"
+    summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import QAT as QATQuantizer

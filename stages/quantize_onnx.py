@@ -72,6 +72,11 @@ class QuantizeONNX(Stage):
     optional_inputs = frozenset({"model", "model_int8", "torch_int8"})
     outputs = {"model": "onnx_model_int8", "model_qop": "onnx_model_int8"}
     description = "int8 ONNX (QDQ, portable; QOperator, fast in ORT) by ORT static PTQ or from the torch int8 model"
+    summary = {
+        "test_top1": "top1 {:.2%}",
+        "size_bytes": "{:bytes}",
+        "agreement_with_torch_int8_top1": "agrees w/ torch int8 {:.2%}",
+    }
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         cfg = cast(QuantizeONNXConfig, cfg)

@@ -33,6 +33,13 @@ class SimRun(Stage):
     optional_inputs = frozenset({"onnx_int8"})
     outputs = {"report": "json"}
     description = "firmware on QEMU/Renode: top-1, bit-exactness vs golden, instructions per inference"
+    summary = {
+        "top1": "top1 {:.2%}",
+        "bit_exact_rate": "bit-exact {:.2%}",
+        "flash_bytes": "flash {:bytes}",
+        "instructions_per_inference": "instr {:M}",
+        "ram_bytes": "ram {:bytes}",
+    }
 
     def run(self, cfg: SimRunConfig, ctx: StageContext) -> StageResult:
         import numpy as np

@@ -46,6 +46,7 @@ class Train(Stage):
     inputs = {"data": "dataset"}
     outputs = {"model": "torch_model"}
     description = "train the FP32 baseline (best epoch chosen on the val split)"
+    summary = {"test_top1": "top1 {:.2%}", "size_bytes": "{:bytes}"}
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.models import ModelArtifact, build_model, model_metrics

@@ -7,8 +7,8 @@ from importlib.resources import files
 import pytest
 from hydra import compose, initialize_config_module
 
-from malak_pipe.config import to_run_config
-from malak_pipe.graph import build_graph
+from malak_pipe.engine.config import to_run_config
+from malak_pipe.engine.graph import build_graph
 
 EXPERIMENTS = sorted(
     p.name[:-5] for p in (files("malak_pipe.conf") / "experiment").iterdir() if p.name.endswith(".yaml")

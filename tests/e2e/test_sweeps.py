@@ -65,7 +65,7 @@ def test_edgeai_commands_on_digits(tmp_path):
 
 
 def test_edgeai_overrides_map_onto_config():
-    from malak_pipe.edgeai import build_parser, to_overrides
+    from malak_pipe.cli.edgeai import build_parser, to_overrides
 
     args = build_parser().parse_args(["prune", "--method", "magnitude", "--amount", "0.7", "--data", "fashion_mnist"])
     assert to_overrides(args) == [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from malak_pipe.testing import run_stage
+from malak_pipe.engine.standalone import run_stage
 
 pytestmark = pytest.mark.firmware
 

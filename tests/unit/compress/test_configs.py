@@ -20,7 +20,7 @@ from malak_pipe.compress import (
     StaticPTQConfig,
     StructuredPruneConfig,
 )
-from malak_pipe.registry import get_stage
+from malak_pipe.engine.registry import get_stage
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 STAGES = ["ptq_dynamic", "ptq_static", "qat", "prune_magnitude", "prune_structured", "distill"]

@@ -7,11 +7,11 @@ import torch
 
 from malak_pipe.compress.artifact import TORCH_MODEL_INT8
 from malak_pipe.data.artifact import DATASET
+from malak_pipe.engine.registry import get_stage
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
 from malak_pipe.models import ModelArtifact
 from malak_pipe.models.artifact import TORCH_MODEL
-from malak_pipe.registry import get_stage
-from malak_pipe.testing import run_stage
 
 from .conftest import MODEL
 

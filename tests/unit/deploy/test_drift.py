@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from malak_pipe.cli.drift import main
 from malak_pipe.deploy.drift import Histogram, build_reference, check_drift, load_reference, save_reference
-from malak_pipe.deploy.drift_cli import main
 from malak_pipe.deploy.drift_inputs import prepare_inputs
 from malak_pipe.deploy.drift_shifts import add_noise, prior_shift_indices, shift_brightness
 from malak_pipe.deploy.drift_stats import kl_divergence, psi
 from malak_pipe.deploy.onnx_export import export_onnx, torch_logits
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ArtifactError, DataError
 from malak_pipe.stages.drift import Drift
-from malak_pipe.testing import run_stage
 
 torch.set_num_threads(1)
 

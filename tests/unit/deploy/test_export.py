@@ -10,10 +10,10 @@ import torch
 from malak_pipe.deploy.artifact import load_onnx
 from malak_pipe.deploy.onnx_export import check_parity, compare_logits, export_onnx, torch_logits
 from malak_pipe.deploy.ort_runtime import OrtPredictor
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ArtifactError, StageFailed
 from malak_pipe.models import ModelConfig, build_model
 from malak_pipe.stages.export_onnx import ExportONNX
-from malak_pipe.testing import run_stage
 
 torch.set_num_threads(1)
 

@@ -12,10 +12,10 @@ from malak_pipe.deploy.latency import measure, summarize, time_call
 from malak_pipe.deploy.layer_profile import ort_layer_profile, torch_layer_profile
 from malak_pipe.deploy.onnx_export import export_onnx
 from malak_pipe.deploy.profiler import ModelVariant, peak_memory, profile_variants
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
 from malak_pipe.stages.export_onnx import ExportONNX
 from malak_pipe.stages.profile import Profile
-from malak_pipe.testing import run_stage
 
 torch.set_num_threads(1)
 

@@ -13,10 +13,10 @@ from malak_pipe.deploy.onnx_quant import OrtQuantSettings, chunk_for_model, quan
 from malak_pipe.deploy.ort_runtime import OrtPredictor, agreement
 from malak_pipe.deploy.torch_int8 import int8_logits
 from malak_pipe.deploy.torch_qdq import QParams, export_torch_int8_qdq
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
 from malak_pipe.stages.export_onnx import ExportONNX
 from malak_pipe.stages.quantize_onnx import QuantizeONNX
-from malak_pipe.testing import run_stage
 
 torch.set_num_threads(1)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from malak_pipe.config import parse_run_config
+from malak_pipe.engine.config import parse_run_config
+from malak_pipe.engine.graph import build_graph
 from malak_pipe.errors import ConfigError
-from malak_pipe.graph import build_graph
 from tests.unit.engine import toy_stages  # noqa: F401  (registers the toy stages)
 
 
@@ -68,7 +68,7 @@ def test_error_names_the_interpolation_source():
 
 
 def test_wrong_artifact_type():
-    from malak_pipe.registry import register_stage
+    from malak_pipe.engine.registry import register_stage
     from malak_pipe.stage import Stage
 
     @register_stage

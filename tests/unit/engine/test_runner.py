@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from malak_pipe.app import execute
-from malak_pipe.config import parse_run_config
+from malak_pipe.cli.console import RunConsole
+from malak_pipe.engine.app import execute
+from malak_pipe.engine.config import parse_run_config
 from tests.unit.engine import toy_stages
 from tests.unit.engine.toy_stages import CALLS
 
@@ -23,7 +24,7 @@ PIPE = {
 def run(tmp_path: Path, name: str, pipeline=PIPE, **top) -> tuple[int, dict]:
     cfg = parse_run_config({"pipeline": pipeline, "run": {"live": False}, **top})
     run_dir = tmp_path / name
-    code = execute(cfg, {}, run_dir, [])
+    code = execute(cfg, {}, run_dir, [], RunConsole(live=False))
     results = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else {}
     return code, results
 
@@ -138,13 +139,13 @@ def test_disabled_node_and_only(tmp_path):
 
 def test_plan_runs_nothing(tmp_path, capsys):
     cfg = parse_run_config({"pipeline": PIPE, "run": {"plan": True, "live": False}})
-    assert execute(cfg, {}, tmp_path / "p", []) == 0
+    assert execute(cfg, {}, tmp_path / "p", [], RunConsole(live=False)) == 0
     assert CALLS == []
     assert not (tmp_path / "p").exists()
     assert "will run" in capsys.readouterr().out
     run(tmp_path, "a")
     CALLS.clear()
-    execute(cfg, {}, tmp_path / "p2", [])
+    execute(cfg, {}, tmp_path / "p2", [], RunConsole(live=False))
     out = capsys.readouterr().out
     assert out.count("cached") >= 3 and CALLS == []
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import PositiveInt
 
+from malak_pipe.engine.registry import register_stage
 from malak_pipe.errors import StageFailed, StageSkipped
-from malak_pipe.registry import register_stage
 from malak_pipe.stage import Stage, StageConfig, StageResult
 
 CALLS: list[str] = []

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import StageFailed, StageSkipped
 from malak_pipe.mcu.target import TargetConfig
-from malak_pipe.testing import run_stage
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from malak_pipe.aggregate import aggregate, find_results, load_job
 from malak_pipe.errors import DataError
-from malak_pipe.report import to_csv, to_latex, to_markdown
-from malak_pipe.report_cli import main
+from malak_pipe.report.aggregate import aggregate, find_results, load_job
+from malak_pipe.report.cli import main
+from malak_pipe.report.tables import to_csv, to_latex, to_markdown
 
 
 def write_job(root, name, seed, overrides, metrics):
@@ -67,7 +67,7 @@ def test_missing_dir_is_a_clear_error(tmp_path):
 
 
 def test_pareto_front_and_png(sweep, tmp_path):
-    from malak_pipe.plots import pareto_front, write_plots
+    from malak_pipe.report.plots import pareto_front, write_plots
 
     assert pareto_front([(1, 90), (2, 95), (3, 94), (0.5, 80)]) == [3, 0, 1]
     jobs = [load_job(p) for p in find_results([sweep])]

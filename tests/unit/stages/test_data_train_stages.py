@@ -1,4 +1,4 @@
-"""The data and train stage plugins, run through the real context (malak_pipe.testing.run_stage)."""
+"""The data and train stage plugins, run through the real context (malak_pipe.engine.standalone.run_stage)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import torch
 from pydantic import ValidationError
 
 from malak_pipe.data import clear_memo
+from malak_pipe.engine.registry import get_stage
+from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
 from malak_pipe.models.artifact import load_model
-from malak_pipe.registry import get_stage
 from malak_pipe.stages.data import Data
 from malak_pipe.stages.train import Train
-from malak_pipe.testing import run_stage
 from malak_pipe.training import evaluate
 
 torch.set_num_threads(1)

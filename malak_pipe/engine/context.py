@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from malak_pipe.artifacts import get_type
+from malak_pipe.engine.store import atomic_path
 from malak_pipe.errors import MalakError
 from malak_pipe.stage import Progress, Stage
-from malak_pipe.store import atomic_path
 
 
 class _NullProgress:

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from malak_pipe.aggregate import Stat
 from malak_pipe.errors import DataError
-from malak_pipe.report import format_value
+from malak_pipe.report.aggregate import Stat
+from malak_pipe.report.tables import format_value
 
 DEFAULT_COLUMNS = ["test_top1", "test_top1_drop_vs_baseline_pp", "size_bytes", "compression_vs_baseline", "params"]
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from malak_pipe import __version__
 from malak_pipe.artifacts import sha256_of, size_of
-from malak_pipe.context import NodeContext
+from malak_pipe.engine.context import NodeContext
+from malak_pipe.engine.graph import Graph, Node
+from malak_pipe.engine.results import ArtifactRecord, NodeResult, environment
+from malak_pipe.engine.store import Cache, CacheEntry, OutputRecord
 from malak_pipe.errors import MalakError, StageSkipped
-from malak_pipe.graph import Graph, Node
-from malak_pipe.results import ArtifactRecord, NodeResult, environment
 from malak_pipe.stage import StageResult
-from malak_pipe.store import Cache, CacheEntry, OutputRecord
 
 DONE = ("ok", "cached")
 
@@ -98,6 +98,7 @@ class Runner:
             stage=node.stage.name,
             version=node.stage.version,
             status=status,
+            provides=sorted(node.stage.provides),
             config=node.config.model_dump(mode="json"),
             environment=environment(),
             **extra,

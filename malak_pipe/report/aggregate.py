@@ -13,8 +13,8 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
+from malak_pipe.engine.results import RESULTS_FILE
 from malak_pipe.errors import DataError
-from malak_pipe.results import RESULTS_FILE
 
 IGNORED_OVERRIDE_KEYS = ("seed", "run.", "cache.", "hydra.", "hydra/")
 
@@ -105,6 +105,15 @@ def load_job(results_file: Path) -> JobResult:
     )
 
 
+LATENCY_BY_INPUT = "latency_by_input"
+PER_LAYER_LATENCY = "per_layer_latency"
+
+
+def provides(summary: dict[str, Any], layout: str) -> bool:
+    """Whether a node's metrics follow a documented layout (its stage's ``provides``)."""
+    return layout in summary.get("provides", [])
+
+
 def latency_points(run_dir: Path, nodes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """One pseudo-node ``<profile node>/<variant>`` per profiled variant, joining its latency
     with the accuracy and size of the node that produced the profiled model (found through
@@ -114,7 +123,7 @@ def latency_points(run_dir: Path, nodes: dict[str, dict[str, Any]]) -> dict[str,
     for name, summary in nodes.items():
         latency = summary.get("metrics", {}).get("latency")
         result_file = run_dir / name / "result.json"
-        if summary.get("stage") != "profile" or not isinstance(latency, dict) or not result_file.exists():
+        if not provides(summary, LATENCY_BY_INPUT) or not isinstance(latency, dict) or not result_file.exists():
             continue
         inputs = json.loads(result_file.read_text()).get("inputs", {})
         for variant, figures in latency.items():

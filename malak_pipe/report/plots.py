@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from malak_pipe.aggregate import JobResult, Stat
+from malak_pipe.report.aggregate import PER_LAYER_LATENCY, JobResult, Stat, provides
 
 ACCURACY = "test_top1"
 COSTS = {"size_bytes": "serialized size (bytes)", "latency_median_ms": "batch-1 latency, median (ms)"}
@@ -68,7 +68,7 @@ def _layer_chart(job: JobResult, path: Path) -> Path | None:
     """Bar chart of the slowest layers from the first profile node's per-layer table."""
     for node, res in job.nodes.items():
         layers = res.get("metrics", {}).get("per_layer_top")
-        if res.get("stage") == "profile" and layers:
+        if provides(res, PER_LAYER_LATENCY) and layers:
             import matplotlib
 
             matplotlib.use("Agg")

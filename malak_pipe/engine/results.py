@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from malak_pipe.store import write_json_atomic
+from malak_pipe.engine.store import write_json_atomic
 
 Status = Literal["pending", "running", "ok", "cached", "skipped", "failed"]
 RESULT_FILE = "result.json"
@@ -42,6 +42,7 @@ class NodeResult(BaseModel):
     stage: str
     version: int
     status: Status
+    provides: list[str] = Field(default_factory=list)
     reason: str | None = None
     error: str | None = None
     key: str | None = None
@@ -63,6 +64,7 @@ class NodeResult(BaseModel):
         return {
             "stage": self.stage,
             "status": self.status,
+            "provides": self.provides,
             "reason": self.reason,
             "key": self.key,
             "duration_s": round(self.duration_s, 4),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from malak_pipe.context import NodeContext
+from malak_pipe.engine.context import NodeContext
 from malak_pipe.stage import Stage, StageResult
 
 

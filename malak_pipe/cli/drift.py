@@ -1,6 +1,6 @@
 """``malak-drift``: check a batch of images for drift against a saved reference.
 
-    python -m malak_pipe.deploy.drift_cli check --reference drift_reference.json \\
+    python -m malak_pipe.cli.drift check --reference drift_reference.json \\
         --model model.onnx --inputs batch.npy [--scale 16] [--normalized] [--json report.json]
 
 Exit status: 0 no drift, 1 drift, 2 bad input (unreadable or wrong-shaped file, bad
@@ -97,7 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``malak-drift`` (and ``python -m malak_pipe.deploy.drift_cli``)."""
+    """Entry point of ``malak-drift`` (and ``python -m malak_pipe.cli.drift``)."""
     args = _parser().parse_args(argv)
     try:
         return run_check(args)

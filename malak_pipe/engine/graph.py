@@ -12,9 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from malak_pipe.config import NodeSpec, RunConfig, describe_validation_error
+from malak_pipe.artifacts import GROUP as ARTIFACT_GROUP
+from malak_pipe.artifacts import is_known, known_types
+from malak_pipe.engine.config import NodeSpec, RunConfig, describe_validation_error
+from malak_pipe.engine.registry import get_stage
 from malak_pipe.errors import ConfigError
-from malak_pipe.registry import get_stage
 from malak_pipe.stage import Stage, StageConfig, iter_required_inputs
 
 
@@ -84,6 +86,8 @@ def build_graph(run_cfg: RunConfig, sources: dict[str, str] | None = None) -> Gr
     if not run_cfg.pipeline:
         raise ConfigError("the pipeline has no nodes", path="pipeline", hint="add nodes or pick pipeline=default")
     stages = {name: get_stage(spec.stage, path=f"pipeline.{name}.stage") for name, spec in run_cfg.pipeline.items()}
+    for name, stage in stages.items():
+        _check_artifact_types(stage, f"pipeline.{name}.stage")
     nodes = {}
     for name, spec in run_cfg.pipeline.items():
         config = _validate_config(name, spec, stages[name], sources.get(name))
@@ -92,6 +96,18 @@ def build_graph(run_cfg: RunConfig, sources: dict[str, str] | None = None) -> Gr
     graph = Graph(nodes)
     graph.order = _topological_order(nodes)
     return graph
+
+
+def _check_artifact_types(stage: type[Stage], path: str) -> None:
+    """Every artifact type a stage declares is registered (checked by name, nothing imported)."""
+    declared = [t for name in stage.inputs for t in stage.accepted_types(name)] + list(stage.outputs.values())
+    unknown = sorted({t for t in declared if not is_known(t)})
+    if unknown:
+        raise ConfigError(
+            f"stage '{stage.name}' declares unregistered artifact type(s) {unknown}",
+            path=path,
+            hint=f"register them in the '{ARTIFACT_GROUP}' entry-point group, or use one of {known_types()}",
+        )
 
 
 def _validate_config(name: str, spec: NodeSpec, stage: type[Stage], source: str | None) -> StageConfig:

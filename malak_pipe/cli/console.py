@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import string
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from malak_pipe.stage import Stage
+
 STATUS_STYLE = {
     "pending": "dim",
     "running": "bold yellow",
@@ -26,8 +29,23 @@ STATUS_STYLE = {
     "skipped": "magenta",
     "failed": "bold red",
 }
-def _percent(v: float) -> str:
-    return f"{100 * v:.2f}%"
+
+
+class _MetricFormatter(string.Formatter):
+    """Python's format specs plus ``bytes``, ``M`` (millions) and ``yes|no`` (a word by a boolean)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "bytes":
+            return _bytes(float(value))
+        if format_spec == "M":
+            return f"{float(value) / 1e6:.2f} M"
+        if "|" in format_spec:
+            yes, no = format_spec.split("|", 1)
+            return yes if value else no
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _MetricFormatter()
 
 
 def _bytes(v: float) -> str:
@@ -37,45 +55,24 @@ def _bytes(v: float) -> str:
     return f"{v:.0f} B"
 
 
-# The metrics shown in the tables, in order of preference, each with a short label and a
-# formatter; the first few a node has are shown.
-KEY_METRICS: dict[str, tuple[str, Any]] = {
-    "test_top1": ("top1", _percent),
-    "top1": ("top1", _percent),
-    "bit_exact_rate": ("bit-exact", _percent),
-    "test_top1_drop_vs_baseline_pp": ("drop", lambda v: f"{v:+.2f}pp"),
-    "compression_vs_baseline": ("", lambda v: f"{v:.2f}x smaller"),
-    "sparsity": ("sparsity", _percent),
-    "size_bytes": ("", _bytes),
-    "flash_bytes": ("flash", _bytes),
-    "instructions_per_inference": ("instr", lambda v: f"{v / 1e6:.2f} M"),
-    "ram_bytes": ("ram", _bytes),
-    "parity_max_abs_diff": ("parity", lambda v: f"{v:.1e}"),
-    "drift_detected": ("drift", str),
-    "best_variant": ("fastest", str),
-    "best_speedup_vs_torch_fp32": ("", lambda v: f"{v:.1f}x vs torch fp32"),
-    "self_check_ok": ("drift self-check", lambda v: "passed" if v else "FAILED"),
-    "agreement_with_torch_int8_top1": ("agrees w/ torch int8", _percent),
-    "n_train": ("train", str),
-}
-
-
-def format_metric(name: str, value: Any) -> str:
-    label, fmt = KEY_METRICS.get(name, (name, str))
+def format_metric(template: str, value: Any) -> str:
+    """One metric through its stage's template; the bare value where the template does not fit it."""
     try:
-        text = fmt(value)
-    except (TypeError, ValueError):
-        text = str(value)
-    return f"{label} {text}".strip()
+        return _FORMATTER.format(template, value).strip()
+    except (TypeError, ValueError, IndexError, KeyError):
+        return str(value)
 
 
-def key_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
-    labels: set[str] = set()
-    shown = []
-    for name, (label, _) in KEY_METRICS.items():
-        if metrics.get(name) is not None and (label not in labels or not label):
-            labels.add(label)
-            shown.append(format_metric(name, metrics[name]))
+def _fallback_summary(metrics: dict[str, Any]) -> dict[str, str]:
+    """For a stage that declares no summary: its first scalar metrics as ``name value``."""
+    scalars = [name for name, value in metrics.items() if isinstance(value, int | float | str | bool)]
+    return {name: f"{name} {{}}" for name in scalars}
+
+
+def key_metrics(metrics: dict[str, Any], summary: dict[str, str] | None, limit: int = 3) -> str:
+    """The first ``limit`` metrics of a stage's ``summary`` declaration that the node has."""
+    templates = summary if summary is not None else _fallback_summary(metrics)
+    shown = [format_metric(t, metrics[name]) for name, t in templates.items() if metrics.get(name) is not None]
     return ", ".join(shown[:limit])
 
 
@@ -118,6 +115,7 @@ class RunConsole:
         self.console = console or _default_console()
         self.live_enabled = self.console.is_terminal if live is None else live
         self.states: dict[str, dict[str, Any]] = {}
+        self.summaries: dict[str, dict[str, str] | None] = {}
         self._live: Live | None = None
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -130,8 +128,9 @@ class RunConsole:
 
     # -- lifecycle ------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, nodes: dict[str, str]) -> Iterator[RunConsole]:
-        self.states = {n: {"stage": s, "status": "pending", "time": "", "info": ""} for n, s in nodes.items()}
+    def session(self, nodes: dict[str, type[Stage]]) -> Iterator[RunConsole]:
+        self.summaries = {n: stage.summary for n, stage in nodes.items()}
+        self.states = {n: {"stage": s.name, "status": "pending", "time": "", "info": ""} for n, s in nodes.items()}
         if not self.live_enabled:
             yield self
             return
@@ -165,7 +164,7 @@ class RunConsole:
 
     def node_finished(self, name: str, status: str, seconds: float, metrics: dict[str, Any], note: str = "") -> None:
         st = self.states[name]
-        st.update(status=status, time=f"{seconds:.2f}s", info=note or key_metrics(metrics))
+        st.update(status=status, time=f"{seconds:.2f}s", info=note or key_metrics(metrics, self.summaries.get(name)))
         if self.live_enabled:
             self._refresh()
         else:
@@ -199,7 +198,7 @@ class RunConsole:
             table.add_column(column, overflow="fold")
         for name, res in results.items():
             style = STATUS_STYLE[res.status]
-            detail = res.reason or res.error or key_metrics(res.metrics, limit=4)
+            detail = res.reason or res.error or key_metrics(res.metrics, self.summaries.get(name), limit=4)
             table.add_row(name, res.stage, f"[{style}]{res.status}[/]", f"{res.duration_s:.2f}s", escape(detail))
         self.console.print(table)
 

@@ -20,9 +20,9 @@ class MultirunReport(Callback):
         self.plots = plots
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        from malak_pipe.aggregate import aggregate, find_results, load_job
         from malak_pipe.errors import MalakError
-        from malak_pipe.report import select, to_markdown, write_tables
+        from malak_pipe.report.aggregate import aggregate, find_results, load_job
+        from malak_pipe.report.tables import select, to_markdown, write_tables
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
@@ -37,7 +37,7 @@ class MultirunReport(Callback):
         out_dir = sweep_dir / "report"
         write_tables(stats, out_dir, ["md", "csv", "json", "tex"])
         if self.plots:
-            from malak_pipe.plots import write_plots
+            from malak_pipe.report.plots import write_plots
 
             write_plots(jobs, stats, out_dir)
         print(to_markdown(stats))

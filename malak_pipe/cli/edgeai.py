@@ -88,7 +88,7 @@ def to_overrides(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse an edgeai command and run it through malak-run's entry point."""
-    from malak_pipe.cli import run_main
+    from malak_pipe.cli.run import run_main
 
     args = build_parser().parse_args(argv)
     sys.argv = ["malak-run", *to_overrides(args)]

@@ -49,8 +49,9 @@ def _hydra_task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from malak_pipe.app import execute
-    from malak_pipe.config import to_run_config
+    from malak_pipe.cli.console import RunConsole
+    from malak_pipe.engine.app import execute
+    from malak_pipe.engine.config import to_run_config
 
     _state["task_started"] = True
     hydra_cfg = HydraConfig.get()
@@ -58,7 +59,8 @@ def _hydra_task(cfg: DictConfig) -> None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         run_cfg, sources = to_run_config(cfg)
-        code = execute(run_cfg, sources, run_dir, list(hydra_cfg.overrides.task))
+        console = RunConsole(live=run_cfg.run.live)
+        code = execute(run_cfg, sources, run_dir, list(hydra_cfg.overrides.task), console)
     except MalakError as exc:
         _print_error(exc, _debug_wanted(cfg))
         _discard_empty_run_dir(run_dir)
@@ -93,7 +95,7 @@ def run_main() -> None:
         if exc.code == 1 and not _state["task_started"]:
             sys.exit(2)
         raise
-    from malak_pipe.hydra_callbacks import SWEEP_OUTCOME
+    from malak_pipe.cli.hydra_callbacks import SWEEP_OUTCOME
 
     if _state["failed"] or SWEEP_OUTCOME["failed_jobs"]:
         sys.exit(1)
@@ -101,7 +103,7 @@ def run_main() -> None:
 
 def report_main() -> None:
     """malak-report: aggregate results.json files into mean±std tables (see --help)."""
-    from malak_pipe.report_cli import main
+    from malak_pipe.report.cli import main
 
     try:
         sys.exit(main(sys.argv[1:]))

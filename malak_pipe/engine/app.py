@@ -1,7 +1,7 @@
 """One run of the pipeline, from a validated config to result files and an exit code.
 
-The CLI (cli.py) hands in the resolved RunConfig and the run directory; this module owns
-the order of things: graph, plan or run, result files, summary.
+The CLI (malak_pipe.cli.run) hands in the resolved RunConfig, the run directory and its
+console; this module owns the order of things: graph, plan or run, result files, summary.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from malak_pipe import __version__
-from malak_pipe.config import RunConfig
-from malak_pipe.console import RunConsole
+from malak_pipe.engine.config import RunConfig
+from malak_pipe.engine.events import RunEvents, SilentEvents
+from malak_pipe.engine.graph import Graph, build_graph
+from malak_pipe.engine.results import environment, git_sha, write_results
+from malak_pipe.engine.runner import Runner, cache_key, input_hashes_for_plan
+from malak_pipe.engine.store import Cache, write_json_atomic
 from malak_pipe.errors import ConfigError
-from malak_pipe.graph import Graph, build_graph
-from malak_pipe.results import environment, git_sha, write_results
-from malak_pipe.runner import Runner, cache_key, input_hashes_for_plan
-from malak_pipe.store import Cache, write_json_atomic
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -71,13 +71,19 @@ def plan_rows(
     return rows
 
 
-def execute(run_cfg: RunConfig, sources: dict[str, str], run_dir: Path, overrides: list[str]) -> int:
+def execute(
+    run_cfg: RunConfig,
+    sources: dict[str, str],
+    run_dir: Path,
+    overrides: list[str],
+    events: RunEvents | None = None,
+) -> int:
     """Validate, then plan or run; returns the process exit code (0 ok, 1 a node failed)."""
     graph = build_graph(run_cfg, sources)
     order = selected_nodes(graph, run_cfg.run.only)
     fingerprints = source_fingerprints(graph, order)  # a missing dataset fails here, before any write
     cache = Cache(cache_root(run_cfg, Path.cwd()), enabled=run_cfg.cache.enabled)
-    console = RunConsole(live=run_cfg.run.live)
+    console = events or SilentEvents()
     if run_cfg.run.plan:
         console.plan(plan_rows(graph, cache, order, fingerprints))
         return EXIT_OK
@@ -85,7 +91,7 @@ def execute(run_cfg: RunConfig, sources: dict[str, str], run_dir: Path, override
     run_info = _run_info(run_cfg, run_dir, overrides, order, cache)
     write_json_atomic(run_dir / "run.json", run_info)
     runner = Runner(graph, run_dir, cache, console, fingerprints=fingerprints)
-    with console.session({n: graph.nodes[n].stage.name for n in order}):
+    with console.session({n: graph.nodes[n].stage for n in order}):
         results = runner.execute(order)
     write_results(run_dir, run_info, results)
     console.summary(results, str(run_dir))

@@ -6,9 +6,9 @@ import argparse
 import shlex
 from pathlib import Path
 
-from malak_pipe.aggregate import aggregate, find_results, load_job
 from malak_pipe.errors import ConfigError
-from malak_pipe.report import WRITERS, select, to_markdown, write_tables
+from malak_pipe.report.aggregate import aggregate, find_results, load_job
+from malak_pipe.report.tables import WRITERS, select, to_markdown, write_tables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _write_page(args: argparse.Namespace, stats, argv: list[str]) -> Path:
-    from malak_pipe.report_page import DEFAULT_COLUMNS, load_reference, write_page
+    from malak_pipe.report.page import DEFAULT_COLUMNS, load_reference, write_page
 
     reference = load_reference(args.reference) if args.reference else None
     command = shlex.join(["malak-report", *argv])
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     out_dir = out_dir / "report" if args.out is None else out_dir
     written = write_tables(stats, out_dir, formats)
     if args.plots:
-        from malak_pipe.plots import write_plots
+        from malak_pipe.report.plots import write_plots
 
         written.update(write_plots(jobs, stats, out_dir))
     if args.page:
