@@ -6,6 +6,8 @@ file and what to do. The CLI prints it without a traceback and exits with code 2
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class MalakError(Exception):
     """Base class of every error a user can fix (bad config, missing data, bad file)."""
@@ -38,6 +40,26 @@ class ArtifactError(MalakError):
 
 class StageFailed(MalakError):
     """A stage ran and failed for a reason the user can act on (NaN loss, budget exceeded...)."""
+
+
+class DiskFull(MalakError):
+    """No space was left on the device while writing a file; nothing half-written was kept."""
+
+    exit_code = 1
+
+    @classmethod
+    def at(cls, path: Path, needed: int | None = None) -> DiskFull:
+        import shutil
+
+        probe = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+        free = shutil.disk_usage(probe).free
+        need = f", about {needed:,} bytes needed" if needed else ""
+        return cls(
+            f"no space left on the device ({free:,} bytes free{need}); nothing half-written was kept",
+            path=str(path),
+            hint="free some space (malak-cache gc removes old cache entries) or point cache.dir / the run "
+            "directory at a larger disk, then rerun: what was complete is reused",
+        )
 
 
 class StageSkipped(Exception):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -90,6 +91,24 @@ class StageContext(Protocol):
 InputSpec = str | tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ExternalCode:
+    """Code outside the Python package that computes a stage's outputs: ``files`` (files or
+    directories: C sources, linker scripts) and ``tools`` (commands whose ``--version`` line
+    is recorded: compilers, simulators). Both enter the node's cache key."""
+
+    files: tuple[Path, ...] = ()
+    tools: tuple[str, ...] = ()
+
+
+class UserCode(Protocol):
+    """A config object that names user code (a factory model's module, say) implements this,
+    so the source of those modules enters the cache key of every node configured with it."""
+
+    def code_modules(self) -> list[str]:
+        """Import names of the modules whose source changes what the config builds."""
+
+
 class Stage:
     """Base class of stage plugins. Subclasses set the class variables and ``run``."""
 
@@ -111,6 +130,16 @@ class Stage:
     can find them without knowing stage names: ``latency_by_input`` (``metrics.latency``
     maps input names to ``{median_ms, p90_ms, speedup_vs_torch_fp32}``) and
     ``per_layer_latency`` (``metrics.per_layer_top``: a list of ``{name, time_ms}``)."""
+
+    @classmethod
+    def external_code(cls, cfg: StageConfig) -> ExternalCode:
+        """Files and tools outside the Python package this stage's outputs depend on.
+
+        The engine hashes the stage's own module and every malak_pipe module it imports by
+        itself (malak_pipe/engine/code.py); a stage that compiles C or runs a simulator
+        names those sources and commands here.
+        """
+        return ExternalCode()
 
     @classmethod
     def source_fingerprint(cls, cfg: StageConfig) -> str | None:

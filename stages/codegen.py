@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 
 class CodegenConfig(StageConfig):
@@ -25,6 +25,13 @@ class Codegen(Stage):
     outputs = {"sources": "c_sources"}
     description = "int8 ONNX (QDQ) to specialized C kernels calls, constants and arena plan"
     summary = {"arena_bytes": "arena {:bytes}", "layers": "{} kernel calls", "host_bit_exact_rate": "host {:.0%} exact"}
+
+    @classmethod
+    def external_code(cls, cfg: StageConfig) -> ExternalCode:
+        """The C runtime the host check compiles the generated code with, and the host compiler."""
+        from malak_pipe.mcu.files import firmware_root
+
+        return ExternalCode(files=(firmware_root(),), tools=("cc",))
 
     def run(self, cfg: CodegenConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.mcu.codegen import generate

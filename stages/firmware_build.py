@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from malak_pipe.mcu.target import TargetConfig
-from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 REPORTED = ("flash_bytes", "ram_bytes", "arena_bytes", "param_bytes", "code_bytes", "stack_bytes", "macs")
 
@@ -31,6 +31,13 @@ class FirmwareBuild(Stage):
     outputs = {"firmware": "firmware_elf"}
     description = "cross-compile for Cortex-M, memory report, flash/RAM budget check"
     summary = {"flash_bytes": "flash {:bytes}", "ram_bytes": "ram {:bytes}"}
+
+    @classmethod
+    def external_code(cls, cfg: StageConfig) -> ExternalCode:
+        """The C runtime and linker scripts compiled into the firmware, and the cross compiler."""
+        from malak_pipe.mcu.files import firmware_root
+
+        return ExternalCode(files=(firmware_root(),), tools=("arm-none-eabi-gcc",))
 
     def run(self, cfg: FirmwareBuildConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.mcu.build import BuildOptions, build_firmware

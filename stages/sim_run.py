@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field, PositiveInt
 
-from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
+from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 
 class SimRunConfig(StageConfig):
@@ -40,6 +40,15 @@ class SimRun(Stage):
         "instructions_per_inference": "instr {:M}",
         "ram_bytes": "ram {:bytes}",
     }
+
+    @classmethod
+    def external_code(cls, cfg: StageConfig) -> ExternalCode:
+        """The simulator that runs the firmware (and Renode's platform files when it is the backend)."""
+        if cast(SimRunConfig, cfg).backend == "renode":
+            from malak_pipe.mcu.files import renode_dir
+
+            return ExternalCode(files=(renode_dir(),), tools=("renode",))
+        return ExternalCode(tools=("qemu-system-arm",))
 
     def run(self, cfg: SimRunConfig, ctx: StageContext) -> StageResult:
         import numpy as np

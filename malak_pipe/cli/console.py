@@ -202,9 +202,9 @@ class RunConsole:
             table.add_row(name, res.stage, f"[{style}]{res.status}[/]", f"{res.duration_s:.2f}s", escape(detail))
         self.console.print(table)
 
-    def plan(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+    def plan(self, rows: list[tuple[str, ...]]) -> None:
         table = Table(title="plan (nothing runs)", header_style="bold")
-        for column in ("node", "stage", "inputs", "cache", "key"):
+        for column in ("node", "stage", "inputs", "cache", "key", "why it runs"):
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*row)

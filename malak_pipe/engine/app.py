@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from malak_pipe import __version__
+from malak_pipe.engine.atomic import write_json_atomic
 from malak_pipe.engine.config import RunConfig
 from malak_pipe.engine.events import RunEvents, SilentEvents
 from malak_pipe.engine.graph import Graph, build_graph
+from malak_pipe.engine.keys import explain, key_parts
 from malak_pipe.engine.results import environment, git_sha, write_results
-from malak_pipe.engine.runner import Runner, cache_key, input_hashes_for_plan
-from malak_pipe.engine.store import Cache, write_json_atomic
+from malak_pipe.engine.runner import Runner, input_hashes_for_plan
+from malak_pipe.engine.store import Cache
 from malak_pipe.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -49,25 +51,32 @@ def source_fingerprints(graph: Graph, order: list[str]) -> dict[str, str | None]
 
 def plan_rows(
     graph: Graph, cache: Cache, order: list[str], fingerprints: dict[str, str | None]
-) -> list[tuple[str, str, str, str, str]]:
-    """What would run: each node's cache state, following known output hashes downstream."""
+) -> list[tuple[str, ...]]:
+    """What would run and why: each node's cache state, following known output hashes
+    downstream, and for a node that is not cached what differs from its last entry."""
     known: dict[str, dict[str, str]] = {}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in order:
         node = graph.nodes[name]
         wiring = ", ".join(f"{i}<-{r}" for i, r in node.inputs.items())
-        hashes = input_hashes_for_plan(node, known)
         if not node.enabled:
-            rows.append((name, node.stage.name, wiring, "disabled", ""))
+            rows.append((name, node.stage.name, wiring, "disabled", "", ""))
             continue
+        hashes = input_hashes_for_plan(node, known)
+        previous = cache.previous(node.stage.name, name)
         if hashes is None:
-            rows.append((name, node.stage.name, wiring, "will run (upstream runs)", ""))
+            waiting = sorted({ref.node for ref in node.inputs.values() if ref.node not in known})
+            parts = key_parts(node, {}, fingerprints.get(name), cache.memo_dir)
+            own = explain(parts, previous, compare_inputs=False) if previous else ""
+            why = "; ".join(filter(None, [f"upstream runs: {', '.join(waiting)}", own]))
+            rows.append((name, node.stage.name, wiring, "will run", "", why))
             continue
-        key = cache_key(node, hashes, fingerprints.get(name))
-        manifest = cache.manifest(key)
+        parts = key_parts(node, hashes, fingerprints.get(name), cache.memo_dir)
+        manifest = cache.manifest(parts.key)
         if manifest is not None:
             known[name] = {o: rec["sha256"] for o, rec in manifest["outputs"].items()}
-        rows.append((name, node.stage.name, wiring, "cached" if manifest else "will run", key[:12]))
+        why = "" if manifest else explain(parts, previous)
+        rows.append((name, node.stage.name, wiring, "cached" if manifest else "will run", parts.key[:12], why))
     return rows
 
 
@@ -82,7 +91,7 @@ def execute(
     graph = build_graph(run_cfg, sources)
     order = selected_nodes(graph, run_cfg.run.only)
     fingerprints = source_fingerprints(graph, order)  # a missing dataset fails here, before any write
-    cache = Cache(cache_root(run_cfg, Path.cwd()), enabled=run_cfg.cache.enabled)
+    cache = Cache(cache_root(run_cfg, Path.cwd()), enabled=run_cfg.cache.enabled, link=run_cfg.cache.link)
     console = events or SilentEvents()
     if run_cfg.run.plan:
         console.plan(plan_rows(graph, cache, order, fingerprints))

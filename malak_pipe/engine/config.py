@@ -8,7 +8,7 @@ rather than where it was copied to.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,10 +20,13 @@ class _Strict(BaseModel):
 
 
 class CacheSettings(_Strict):
-    """Where and whether stage outputs are cached (MALAK_CACHE_DIR overrides ``dir``)."""
+    """Where and whether stage outputs are cached (MALAK_CACHE_DIR overrides ``dir``), and how
+    run directories get the cached files: ``hardlink`` (read-only links to the cache objects,
+    no copy) or ``copy`` (private writable copies)."""
 
     enabled: bool = True
     dir: str | None = None
+    link: Literal["hardlink", "copy"] = "hardlink"
 
 
 class RunOptions(_Strict):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from malak_pipe.artifacts import get_type
-from malak_pipe.engine.store import atomic_path
+from malak_pipe.engine.atomic import atomic_path
 from malak_pipe.errors import MalakError
 from malak_pipe.stage import Progress, Stage
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from malak_pipe.engine.store import write_json_atomic
+from malak_pipe.engine.atomic import write_json_atomic
 
 Status = Literal["pending", "running", "ok", "cached", "skipped", "failed"]
 RESULT_FILE = "result.json"
@@ -66,6 +66,7 @@ class NodeResult(BaseModel):
             "status": self.status,
             "provides": self.provides,
             "reason": self.reason,
+            "error": self.error,
             "key": self.key,
             "duration_s": round(self.duration_s, 4),
             "metrics": self.metrics,

@@ -6,8 +6,6 @@ names a stage. Each node runs in ``<run_dir>/<node>/`` and leaves result.json th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 import traceback
@@ -16,31 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from malak_pipe import __version__
-from malak_pipe.artifacts import sha256_of, size_of
+from malak_pipe.artifacts import size_of
+from malak_pipe.engine.atomic import disk_full_named
 from malak_pipe.engine.context import NodeContext
 from malak_pipe.engine.graph import Graph, Node
+from malak_pipe.engine.keys import KeyParts, key_parts
 from malak_pipe.engine.results import ArtifactRecord, NodeResult, environment
 from malak_pipe.engine.store import Cache, CacheEntry, OutputRecord
-from malak_pipe.errors import MalakError, StageSkipped
+from malak_pipe.errors import DiskFull, MalakError, StageSkipped
 from malak_pipe.stage import StageResult
 
 DONE = ("ok", "cached")
-
-
-def cache_key(node: Node, input_hashes: dict[str, str], source: str | None = None) -> str:
-    """sha256 of the stage, its version, its config, its inputs' hashes, the content hash of
-    any outside data it reads (``source``) and the package version."""
-    payload = {
-        "stage": node.stage.name,
-        "version": node.stage.version,
-        "config": node.config.model_dump(mode="json"),
-        "inputs": dict(sorted(input_hashes.items())),
-        "source": source,
-        "package": __version__,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _now() -> str:
@@ -115,7 +99,8 @@ class Runner:
 
     def _run_node(self, node: Node) -> NodeResult:
         paths, hashes, records = self._inputs(node)
-        key = cache_key(node, hashes, self.fingerprints.get(node.name))
+        parts = key_parts(node, hashes, self.fingerprints.get(node.name), self.cache.memo_dir)
+        key = parts.key
         started, t0 = _now(), time.perf_counter()
         self.console.node_started(node.name)
         with self.cache.lock(key):
@@ -124,7 +109,7 @@ class Runner:
                 self.console.warn(note)
             self.cache.notes.clear()
             hit = entry is not None
-            result = self._from_cache(node, entry, key) if hit else self._compute(node, key, paths)
+            result = self._from_cache(node, entry, key) if hit else self._compute(node, parts, paths)
         result.inputs = records
         result.started_at = started
         result.duration_s = time.perf_counter() - t0
@@ -148,14 +133,16 @@ class Runner:
     def _remember(self, node: Node, paths: dict[str, Path], hashes: dict[str, str], metrics: dict) -> None:
         self.produced[node.name] = _Produced(paths, hashes, metrics)
 
-    def _compute(self, node: Node, key: str, paths: dict[str, Path]) -> NodeResult:
+    def _compute(self, node: Node, parts: KeyParts, paths: dict[str, Path]) -> NodeResult:
+        key = parts.key
         node_dir = self.run_dir / node.name
         node_dir.mkdir(parents=True, exist_ok=True)
         input_metrics = {inp: self.produced[ref.node].metrics for inp, ref in node.inputs.items()}
         ctx = NodeContext(node.name, node.stage, node_dir, paths, input_metrics, self.console)
         t0 = time.perf_counter()
         try:
-            stage_result = node.stage().run(node.config, ctx)
+            with disk_full_named(node_dir):
+                stage_result = node.stage().run(node.config, ctx)
             self._check_outputs(node, ctx)
         except StageSkipped as exc:
             return self._skipped_by_stage(node, key, exc)
@@ -166,7 +153,10 @@ class Runner:
             return self._base_result(
                 node, "failed", key=key, error=f"{type(exc).__name__}: {exc} (traceback in {node_dir / 'error.txt'})"
             )
-        return self._finish(node, key, ctx, stage_result, time.perf_counter() - t0)
+        try:
+            return self._finish(node, parts, ctx, stage_result, time.perf_counter() - t0)
+        except DiskFull as exc:
+            return self._base_result(node, "failed", key=key, error=exc.render())
 
     def _skipped_by_stage(self, node: Node, key: str, exc: StageSkipped) -> NodeResult:
         if exc.missing_tool and self.ci:
@@ -179,15 +169,13 @@ class Runner:
         if missing:
             raise MalakError(f"stage '{node.stage.name}' finished without writing output(s) {missing}")
 
-    def _finish(self, node: Node, key: str, ctx: NodeContext, res: StageResult, seconds: float) -> NodeResult:
+    def _finish(self, node: Node, parts: KeyParts, ctx: NodeContext, res: StageResult, seconds: float) -> NodeResult:
+        key = parts.key
         records = {name: OutputRecord.of(path) for name, path in ctx.saved.items()}
         hashes = {name: rec.sha256 for name, rec in records.items()}
-        self.cache.put(
-            key,
-            dict(ctx.saved),
-            {"stage": node.stage.name, "version": node.stage.version, "metrics": res.metrics,
-             "warnings": res.warnings, "duration_s": seconds},
-        )
+        record = {"stage": node.stage.name, "node": node.name, "version": node.stage.version, "metrics": res.metrics,
+                  "warnings": res.warnings, "duration_s": seconds, "key_parts": parts.record()}
+        self.cache.put(key, dict(ctx.saved), record)
         self._remember(node, dict(ctx.saved), hashes, res.metrics)
         for warning in res.warnings:
             self.console.warn(f"[{node.name}] {warning}")
@@ -213,4 +201,4 @@ def input_hashes_for_plan(node: Node, known: dict[str, dict[str, str]]) -> dict[
     return hashes
 
 
-__all__ = ["Runner", "cache_key", "input_hashes_for_plan", "sha256_of"]
+__all__ = ["Runner", "input_hashes_for_plan"]

@@ -39,6 +39,13 @@ class ModelConfig(BaseModel):
     factory: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    def code_modules(self) -> list[str]:
+        """The user module a factory model is built by: its source enters the cache key of
+        every node configured with this model (see malak_pipe.stage.UserCode)."""
+        if self.name == "factory" and self.factory:
+            return [self.factory.partition(":")[0]]
+        return []
+
     @field_validator("name")
     @classmethod
     def _known_name(cls, name: str) -> str:

@@ -87,7 +87,7 @@ WRITERS = {"md": to_markdown, "csv": to_csv, "json": to_json, "tex": to_latex}
 
 def write_tables(stats: list[Stat], out_dir: Path, formats: list[str]) -> dict[str, Path]:
     """Write report.<fmt> files for each format; returns their paths."""
-    from malak_pipe.engine.store import atomic_path
+    from malak_pipe.engine.atomic import atomic_path
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
