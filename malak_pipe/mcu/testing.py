@@ -339,7 +339,7 @@ def _random_gap(rng, op, x, tensors, QTensor, Layer):
 
 def _random_add(rng, op, x, tensors, QTensor, Layer):
     from malak_pipe.mcu.fixedpoint import quantize_multiplier
-    from malak_pipe.mcu.lower import ADD_LEFT_SHIFT
+    from malak_pipe.mcu.ops.add import ADD_LEFT_SHIFT
 
     b = QTensor("b", x.shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
     y = QTensor("y", x.shape, float(max(x.scale, b.scale) * rng.uniform(0.8, 2.5)), int(rng.integers(-128, 128)))
