@@ -141,6 +141,27 @@ def channel_constants(
     return chan.astype(np.int32), fast, 1 if fast else 0
 
 
+@dataclass(frozen=True)
+class RowConstants:
+    """What a kernel over int8 weight rows reads: rows padded to k4 and mk_chan_t records with the
+    input zero point folded into the bias; ``bound`` bounds |accumulator| per row."""
+
+    rows: np.ndarray
+    bound: np.ndarray
+    chan: np.ndarray
+    fast: bool
+    lsh: int
+
+
+def row_constants(layer: Layer, weights: np.ndarray, k4: int, in_zp: int, out_zp: int) -> RowConstants:
+    """The :class:`RowConstants` of a conv or fully connected layer with ``weights`` (Cout, ...)."""
+    rows = pad_rows(weights, k4)
+    bias = fold_zero_point(layer, rows, in_zp)
+    bound = row_bound(bias, rows)
+    chan, fast, lsh = channel_constants(bias, layer.arrays["multiplier"], layer.arrays["shift"], out_zp, bound)
+    return RowConstants(rows, bound, chan, fast, lsh)
+
+
 def compose_clamps(first: tuple[int, int], second: tuple[int, int]) -> tuple[int, int]:
     """One clamp equal to clamping to ``first`` then to ``second``."""
     lo, hi = max(first[0], second[0]), min(first[1], second[1])

@@ -29,14 +29,11 @@ from malak_pipe.mcu.kernels import (
     WINDOW_INTS,
     KernelSpec,
     Step,
-    channel_constants,
     compose_clamps,
-    fold_zero_point,
     interleave_rows,
     io_ints,
     k4_of,
-    pad_rows,
-    row_bound,
+    row_constants,
     window_ints,
 )
 from malak_pipe.mcu.ops import depthwise, onnx_params
@@ -138,14 +135,10 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     weights = layer.arrays["weights"]
     k = int(np.prod(weights.shape[1:]))
     k4 = k4_of(k)
-    rows = pad_rows(weights, k4)
-    bias = fold_zero_point(layer, rows, ints["in_zp"])
-    bound = row_bound(bias, rows)
-    out_zp = graph.tensors[layer.output].zero_point
-    chan, fast, lsh = channel_constants(bias, layer.arrays["multiplier"], layer.arrays["shift"], out_zp, bound)
+    rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
     pool = fusable_pool(graph, layer) if options.fuse_pool else None
     reason = ""
-    if pool is not None and not _monotonic(layer, bound, fast):
+    if pool is not None and not _monotonic(layer, rc.bound, rc.fast):
         pool, reason = None, "; the max-pool after it is not fused: requantization is not provably monotonic"
     output, layers, ops = layer.output, [layer.name], [layer.op]
     if pool is not None:
@@ -153,17 +146,17 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         clamp = compose_clamps((ints["act_min"], ints["act_max"]), (pool.attrs["act_min"], pool.attrs["act_max"]))
         ints["act_min"], ints["act_max"] = clamp
         reason = "; the 2x2/2 max-pool after it fused (its only reader, requantization monotonic)"
-    ints.update({"pool": int(pool is not None), "fast": int(fast), "lsh": lsh})
+    ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
     if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
         k2 = k + (k & 1)
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
         q15[:, :k] = weights.reshape(weights.shape[0], k)
         pixels = 2 * 2 * (ints["out_w"] // 2) if ints["pool"] else ints["out_w"]
-        consts = {"weights": q15.reshape(-1), "chan": chan}
+        consts = {"weights": q15.reshape(-1), "chan": rc.chan}
         why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
         return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
-    consts = {"weights": interleave_rows(rows, 2), "chan": chan}
+    consts = {"weights": interleave_rows(rc.rows, 2), "chan": rc.chan}
     scratch = (4 if pool is not None else 2) * k4 * 2
     why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
     return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)

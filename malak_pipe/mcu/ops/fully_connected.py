@@ -17,18 +17,7 @@ import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
-from malak_pipe.mcu.kernels import (
-    KernelSpec,
-    Step,
-    channel_constants,
-    fold_zero_point,
-    interleave_rows,
-    io_ints,
-    k4_of,
-    pad_rows,
-    row_bound,
-    single_step,
-)
+from malak_pipe.mcu.kernels import KernelSpec, Step, interleave_rows, io_ints, k4_of, row_constants, single_step
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -108,13 +97,9 @@ def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     ints = io_ints(graph, layer)
     weights = layer.arrays["weights"]
     k4 = k4_of(weights.shape[1])
-    rows = pad_rows(weights, k4)
-    bias = fold_zero_point(layer, rows, ints["in_zp"])
-    chan, fast, lsh = channel_constants(
-        bias, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], row_bound(bias, rows)
-    )
-    ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(fast), "lsh": lsh})
-    consts = {"weights": interleave_rows(rows, 4), "chan": chan}
+    rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
+    ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
+    consts = {"weights": interleave_rows(rc.rows, 4), "chan": rc.chan}
     reason = f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
     return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
 
