@@ -9,7 +9,7 @@ one layer producing its input. Neither adds a layer, a golden reference or a ker
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,12 +17,15 @@ from malak_pipe.mcu.fixedpoint import quantize_value
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.registry import OnnxOp, OpFamily
 
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
-def relu_bounds(lw: Any, node: Any) -> tuple[float, float]:
+
+def relu_bounds(lw: Lowering, node: Any) -> tuple[float, float]:
     return 0.0, np.inf
 
 
-def clip_bounds(lw: Any, node: Any) -> tuple[float, float]:
+def clip_bounds(lw: Lowering, node: Any) -> tuple[float, float]:
     """Clip's float bounds: attributes (opset < 11) or constant inputs (opset >= 11)."""
     onnx = lw.onnx
     lo = onnx.attr(node, "min", -np.inf)
@@ -37,7 +40,7 @@ def clip_bounds(lw: Any, node: Any) -> tuple[float, float]:
 CLAMPS = {"Relu": relu_bounds, "Clip": clip_bounds}
 
 
-def lower_activation(lw: Any, node: Any) -> None:
+def lower_activation(lw: Lowering, node: Any) -> None:
     """A Relu/Clip between a DequantizeLinear and a QuantizeLinear of the same parameters: a clamp."""
     x = lw.value(node, node.input[0])
     producer = lw.producer_layer(x.name)

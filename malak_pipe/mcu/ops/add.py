@@ -9,7 +9,7 @@ a right shift, the exact form otherwise).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import KernelSpec, Step, single_step
 from malak_pipe.mcu.ops.reference import input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
 ADD_LEFT_SHIFT = 20
 
@@ -56,7 +59,7 @@ def add_rescale(a: QTensor, b: QTensor, out: QTensor) -> dict[str, np.ndarray]:
     }
 
 
-def lower_add(lw: Any, node: Any) -> None:
+def lower_add(lw: Lowering, node: Any) -> None:
     a = lw.value(node, node.input[0])
     b = lw.value(node, node.input[1])
     if a.shape != b.shape:

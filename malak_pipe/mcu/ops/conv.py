@@ -18,7 +18,7 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from malak_pipe.mcu.kernels import (
 from malak_pipe.mcu.ops import depthwise, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
 MAX_CONV1_TAPS = 64
 
@@ -62,7 +65,7 @@ CONV1 = KernelSpec(
 # ---------------------------------------------------------------- lowering
 
 
-def lower_conv(lw: Any, node: Any) -> None:
+def lower_conv(lw: Lowering, node: Any) -> None:
     """ONNX Conv -> conv2d, or depthwise_conv2d when group = input channels."""
     onnx = lw.onnx
     x = lw.value(node, node.input[0])

@@ -12,7 +12,7 @@ input zero point folded into the bias; otherwise one channel at a time on x - ze
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from malak_pipe.mcu.kernels import (
 )
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
 MAX_DW_KERNEL_ROWS = 16  # the ring's row pointers: const int8_t *row[16] in mk_dwconv
 
@@ -67,7 +70,7 @@ def is_depthwise(group: int, in_c: int, cin_per_group: int, out_c: int) -> bool:
 
 
 def add_depthwise_layer(
-    lw: Any, node: Any, x: QTensor, out: QTensor, weights: np.ndarray, attrs: dict, arrays: dict
+    lw: Lowering, node: Any, x: QTensor, out: QTensor, weights: np.ndarray, attrs: dict, arrays: dict
 ) -> None:
     """Append the depthwise layer of an ONNX Conv (weights Cout x 1 x KH x KW)."""
     arrays["weights"] = np.ascontiguousarray(weights[:, 0].transpose(1, 2, 0))

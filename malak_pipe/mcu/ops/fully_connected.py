@@ -11,7 +11,7 @@ the bias.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from malak_pipe.mcu.kernels import KernelSpec, Step, interleave_rows, io_ints, k
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
 FC = KernelSpec(
     "fc",
@@ -34,7 +37,9 @@ FC = KernelSpec(
 # ---------------------------------------------------------------- lowering
 
 
-def _fully_connected(lw: Any, node: Any, x: QTensor, weights: np.ndarray, w_scale: np.ndarray, bias_name: str | None):
+def _fully_connected(
+    lw: Lowering, node: Any, x: QTensor, weights: np.ndarray, w_scale: np.ndarray, bias_name: str | None
+):
     out_c, k = weights.shape
     if x.size != k:
         raise lw.onnx.error(node, f"expects {k} input features, the input tensor has {x.size} ({x.shape})")
@@ -51,7 +56,7 @@ def _fully_connected(lw: Any, node: Any, x: QTensor, weights: np.ndarray, w_scal
     lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
 
 
-def lower_gemm(lw: Any, node: Any) -> None:
+def lower_gemm(lw: Lowering, node: Any) -> None:
     """ONNX Gemm (transA=0, alpha=beta=1) with constant weights -> fully_connected."""
     onnx = lw.onnx
     if onnx.attr(node, "transA", 0) or onnx.attr(node, "alpha", 1.0) != 1.0 or onnx.attr(node, "beta", 1.0) != 1.0:
@@ -66,7 +71,7 @@ def lower_gemm(lw: Any, node: Any) -> None:
     _fully_connected(lw, node, x, weights, w_scale, onnx_params.optional_input(node, 2))
 
 
-def lower_matmul(lw: Any, node: Any) -> None:
+def lower_matmul(lw: Lowering, node: Any) -> None:
     """ONNX MatMul by a 2-D constant -> fully_connected (no bias)."""
     x = lw.value(node, node.input[0])
     q_w, _, _, _ = onnx_params.dq_const(lw.onnx, node, node.input[1])

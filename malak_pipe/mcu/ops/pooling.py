@@ -12,7 +12,7 @@ convolution's kernel (:mod:`malak_pipe.mcu.ops.conv`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, io_ints, singl
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.reference import finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
 MAXPOOL = KernelSpec(
     "maxpool",
@@ -42,7 +45,7 @@ AVGPOOL = KernelSpec(
 # ---------------------------------------------------------------- lowering
 
 
-def lower_max_pool(lw: Any, node: Any) -> None:
+def lower_max_pool(lw: Lowering, node: Any) -> None:
     onnx = lw.onnx
     x = lw.value(node, node.input[0])
     kernel = list(onnx.attr(node, "kernel_shape"))
@@ -56,7 +59,7 @@ def lower_max_pool(lw: Any, node: Any) -> None:
     lw.add_layer(node, "max_pool", [x], out, attrs, {})
 
 
-def lower_avg_pool(lw: Any, node: Any) -> None:
+def lower_avg_pool(lw: Lowering, node: Any) -> None:
     onnx = lw.onnx
     x = lw.value(node, node.input[0])
     kernel = list(onnx.attr(node, "kernel_shape"))
@@ -74,7 +77,7 @@ def lower_avg_pool(lw: Any, node: Any) -> None:
     lw.add_layer(node, "avg_pool", [x], out, attrs, arrays)
 
 
-def lower_global_avg_pool(lw: Any, node: Any) -> None:
+def lower_global_avg_pool(lw: Lowering, node: Any) -> None:
     x = lw.value(node, node.input[0])
     if len(x.shape) != 3:
         raise lw.onnx.error(node, f"expects a feature map, got shape {x.shape}")
@@ -84,7 +87,7 @@ def lower_global_avg_pool(lw: Any, node: Any) -> None:
     lw.add_layer(node, "global_avg_pool", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
 
 
-def lower_reduce_mean(lw: Any, node: Any) -> None:
+def lower_reduce_mean(lw: Lowering, node: Any) -> None:
     """ReduceMean over H and W with keepdims=1: a global average pool."""
     onnx = lw.onnx
     axes = onnx.attr(node, "axes", None)

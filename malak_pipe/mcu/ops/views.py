@@ -8,24 +8,27 @@ removal of 1x1 spatial axes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from malak_pipe.mcu.ops.registry import OnnxOp, OpFamily
 
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
 
-def lower_identity(lw: Any, node: Any) -> None:
+
+def lower_identity(lw: Lowering, node: Any) -> None:
     """Identity, Dropout (inference): the input itself."""
     lw.carry(node.output[0], lw.value(node, node.input[0]))
 
 
-def lower_flatten(lw: Any, node: Any) -> None:
+def lower_flatten(lw: Lowering, node: Any) -> None:
     x = lw.value(node, node.input[0])
     if int(lw.onnx.attr(node, "axis", 1)) != 1:
         raise lw.onnx.error(node, "only Flatten(axis=1) is supported")
     lw.carry(node.output[0], x)
 
 
-def lower_reshape(lw: Any, node: Any) -> None:
+def lower_reshape(lw: Lowering, node: Any) -> None:
     x = lw.value(node, node.input[0])
     shape = lw.onnx.const(node.input[1])
     if shape is None or shape.size != 2 or int(shape[1]) not in (-1, x.size):
@@ -33,7 +36,7 @@ def lower_reshape(lw: Any, node: Any) -> None:
     lw.carry(node.output[0], x)
 
 
-def lower_squeeze(lw: Any, node: Any) -> None:
+def lower_squeeze(lw: Lowering, node: Any) -> None:
     x = lw.value(node, node.input[0])
     if len(x.shape) == 3 and x.shape[0] * x.shape[1] != 1:
         raise lw.onnx.error(node, f"Squeeze of a {x.shape} map is not supported")
