@@ -44,9 +44,9 @@ def train_and_quantize(
 
     from malak_pipe.data.config import DataConfig
     from malak_pipe.data.load import load_dataset
-    from malak_pipe.mcu.testing import export_qdq, train
     from malak_pipe.models import build_model
     from malak_pipe.models.config import ModelConfig
+    from tests.helpers.mcu_models import export_qdq, train
 
     dataset = load_dataset(DataConfig(**data_cfg))
     key = f"{model_cfg['name']}_w{model_cfg.get('width_mult', 1.0)}_{data_cfg['name']}_e{epochs}_s{seed}"

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 
-class CodegenConfig(StageConfig):
-    """``fuse_pool``: fuse 2x2 max-pools into the convolution before them (RAM and speed).
-    ``host_check_images``: random inputs run through the generated C compiled for the host and
-    compared bit for bit with the golden reference (0 to skip)."""
-
-    fuse_pool: bool = True
-    host_check_images: int = 32
-    seed: int = 0
+class CodegenConfig(StageConfig, CodegenOptions):
+    """The fields of :class:`malak_pipe.mcu.codegen_options.CodegenOptions` (fuse_pool,
+    host_check_images, seed), validated as a stage config."""
 
 
 class Codegen(Stage):
     """int8 QDQ ONNX -> integer graph (golden reference) -> C sources with a static arena."""
 
     name = "codegen"
-    version = 1
+    version = 2  # plan.json records why each kernel was chosen
     Config = CodegenConfig
     inputs = {"model": "onnx_model_int8"}
     outputs = {"sources": "c_sources"}
@@ -33,16 +31,17 @@ class Codegen(Stage):
 
         return ExternalCode(files=(firmware_root(),), tools=("cc",))
 
-    def run(self, cfg: CodegenConfig, ctx: StageContext) -> StageResult:
+    def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.mcu.codegen import generate
         from malak_pipe.mcu.lower import lower_onnx
         from malak_pipe.mcu.selfcheck import host_check
 
+        cfg = cast(CodegenConfig, cfg)
         graph = lower_onnx(ctx.load("model"))
         warnings: list[str] = []
         with ctx.output_path("sources") as path:
             path.mkdir(parents=True, exist_ok=True)
-            generated = generate(graph, path, fuse_pool=cfg.fuse_pool)
+            generated = generate(graph, path, cfg)
             check = host_check(graph, path, cfg.host_check_images, cfg.seed) if cfg.host_check_images else None
         if check is None and cfg.host_check_images:
             warnings.append("no host C compiler: the generated C was not checked against the golden reference")

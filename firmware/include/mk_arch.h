@@ -112,4 +112,6 @@ MK_INLINE int32_t mk_ld32(const void *p)
 }
 MK_INLINE void mk_st32(void *p, int32_t v) { memcpy(p, &v, 4); }
 
+MK_INLINE int32_t mk_max32(int32_t a, int32_t b) { return a > b ? a : b; }
+
 #endif /* MK_ARCH_H */

@@ -1,7 +1,8 @@
 """C code generation: model_data.c/.h (constants in flash), model.c/.h (arena and calls), plan.json.
 
 The generated ``mk_model_run`` is straight-line code: one call per :class:`Step` to an
-always-inline kernel of ``mk_kernels.h`` with every shape as a literal, so the compiler emits a
+always-inline kernel of ``mk_kernels.h`` (one header per operator family under
+``firmware/include/kernels/``) with every shape as a literal, so the compiler emits a
 copy of each kernel specialized for its layer. Tensors live at fixed offsets of one static
 arena planned by :mod:`malak_pipe.mcu.arena`. Between calls the generated code reads the
 platform timer (``MK_TIMER_NOW``) and adds each layer's ticks to ``ticks[i]``.
@@ -17,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from malak_pipe.mcu.arena import ArenaPlan, Buffer, align_up, check_plan, plan_arena
+from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph
-from malak_pipe.mcu.kernels import KERNEL_SPECS, Step, plan_steps
+from malak_pipe.mcu.kernels import Step, plan_steps
+from malak_pipe.mcu.ops import REGISTRY
 
 ARENA_ALIGN = 8
 PLAN_FILE = "plan.json"
@@ -59,10 +62,10 @@ def plan_buffers(graph: IntGraph, steps: list[Step]) -> list[Buffer]:
     return buffers
 
 
-def generate(graph: IntGraph, directory: Path, *, fuse_pool: bool = True) -> GeneratedModel:
+def generate(graph: IntGraph, directory: Path, options: CodegenOptions | None = None) -> GeneratedModel:
     """Write the C sources, plan.json and the golden graph (graph.json) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    steps = plan_steps(graph, fuse_pool=fuse_pool)
+    steps = plan_steps(graph, options)
     arena = plan_arena(plan_buffers(graph, steps), alignment=ARENA_ALIGN)
     check_plan(arena)
     data_c, param_bytes = _model_data_c(steps)
@@ -93,6 +96,7 @@ def _step_json(index: int, step: Step) -> dict:
         "index": index,
         "name": step.name,
         "kernel": step.kernel,
+        "reason": step.reason,
         "ops": step.ops,
         "macs": step.macs,
         "param_bytes": int(sum(a.nbytes for a in step.consts.values())),
@@ -242,7 +246,8 @@ def harness_source(pool_bytes: int = 1 << 20) -> str:
     I/O layer (stdio on the host, semihosting on the target) and a static pool of ``pool_bytes``.
     """
     cases = []
-    for kernel_id, (name, spec) in enumerate(KERNEL_SPECS.items()):
+    specs = REGISTRY.kernels
+    for kernel_id, (name, spec) in enumerate(specs.items()):
         pointers = [
             {"in": "in[0]", "in2": "in[1]", "out": "out", "scratch": "(void *)scratch"}[r] for r in spec.buffers
         ]
@@ -253,8 +258,8 @@ def harness_source(pool_bytes: int = 1 << 20) -> str:
             f"        if (n_ints != {len(spec.ints)}) return 0;\n"
             f"        {spec.function}({', '.join(pointers + consts + ints)});\n        return 1;\n"
         )
-    n_consts = "{" + ", ".join(str(len(s.consts)) for s in KERNEL_SPECS.values()) + "}"
-    n_inputs = "{" + ", ".join(str(sum(r in ("in", "in2") for r in s.buffers)) for s in KERNEL_SPECS.values()) + "}"
+    n_consts = "{" + ", ".join(str(len(s.consts)) for s in specs.values()) + "}"
+    n_inputs = "{" + ", ".join(str(sum(r in ("in", "in2") for r in s.buffers)) for s in specs.values()) + "}"
     return (
         HARNESS_TEMPLATE.replace("@CASES@", "".join(cases))
         .replace("@NCONST@", n_consts)

@@ -20,7 +20,8 @@ from malak_pipe.errors import StageFailed, StageSkipped
 from malak_pipe.mcu import simio
 from malak_pipe.mcu.codegen import harness_source
 from malak_pipe.mcu.files import firmware_root, include_dir
-from malak_pipe.mcu.kernels import KERNEL_SPECS, Step
+from malak_pipe.mcu.kernels import Step
+from malak_pipe.mcu.ops import REGISTRY
 
 HOST_CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
 
@@ -59,7 +60,7 @@ def _blob(array: np.ndarray) -> bytes:
 
 def encode_step(step: Step, inputs: list[np.ndarray], output_bytes: int) -> bytes:
     """One harness record: the step's arguments, constants, input tensors and output size."""
-    kernel_id = list(KERNEL_SPECS).index(step.kernel)
+    kernel_id = REGISTRY.kernel_id(step)
     ints = step.int_args()
     parts = [struct.pack("<II", kernel_id, len(ints)), struct.pack(f"<{len(ints)}i", *ints)]
     parts += [_blob(step.consts[key]) for key, _ in step.spec.consts]

@@ -3,13 +3,8 @@
 Activations are int8 with a per-tensor (scale, zero point), stored channels-last: a feature
 map is (H, W, C) and a vector is (C,). Weights are int8 symmetric per output channel, biases
 int32, and every layer that rescales carries its fixed-point multipliers and shifts
-(:mod:`malak_pipe.mcu.fixedpoint`). Array layouts:
-
-    conv2d            weights (Cout, KH, KW, Cin)            bias, multiplier, shift (Cout,)
-    depthwise_conv2d  weights (KH, KW, Cout)  Cout = Cin * depth_multiplier
-    fully_connected   weights (Cout, K), K in the HWC order of the input map
-    avg_pool, global_avg_pool   multiplier, shift of shape (1,)
-    add               multiplier, shift of shape (3,): input 1, input 2, output (left_shift attr)
+(:mod:`malak_pipe.mcu.fixedpoint`). The operators (``Layer.op``), their attributes and array
+layouts are documented with each operator in :mod:`malak_pipe.mcu.ops`.
 
 A graph is saved as ``graph.json`` (structure, scales, attributes) next to ``graph_params.npz``
 (the arrays), so a downstream stage can run the reference without the ONNX file.
@@ -26,15 +21,6 @@ import numpy as np
 
 from malak_pipe.errors import ArtifactError
 
-OPS = (
-    "conv2d",
-    "depthwise_conv2d",
-    "fully_connected",
-    "max_pool",
-    "avg_pool",
-    "global_avg_pool",
-    "add",
-)
 GRAPH_FILE = "graph.json"
 PARAMS_FILE = "graph_params.npz"
 FORMAT_VERSION = 1
@@ -53,6 +39,10 @@ class QTensor:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    def same_params(self, scale: float, zero_point: int) -> bool:
+        """Whether this tensor has ``scale`` (to float32 precision) and ``zero_point``."""
+        return bool(np.isclose(scale, self.scale, rtol=1e-6, atol=0)) and zero_point == self.zero_point
+
 
 @dataclass
 class Layer:
@@ -68,16 +58,9 @@ class Layer:
 
     def macs(self, graph: IntGraph) -> int:
         """Multiply-accumulates of one inference (pooling and add have none)."""
-        out = graph.tensors[self.output]
-        if self.op == "conv2d":
-            w = self.arrays["weights"]
-            return out.size * int(np.prod(w.shape[1:]))
-        if self.op == "depthwise_conv2d":
-            kh, kw, _ = self.arrays["weights"].shape
-            return out.size * kh * kw
-        if self.op == "fully_connected":
-            return int(self.arrays["weights"].size)
-        return 0
+        from malak_pipe.mcu.ops import REGISTRY  # the operators import this module
+
+        return REGISTRY.int_op(self).macs(graph, self)
 
 
 @dataclass

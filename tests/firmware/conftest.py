@@ -7,14 +7,6 @@ import shutil
 
 import pytest
 
-
-def _model_dir(request):
-    """pytest's cache dir when the cache plugin is on (models survive runs), else a temp dir."""
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        return cache.mkdir("malak-mcu-models")
-    return request.getfixturevalue("tmp_path_factory").mktemp("malak-mcu-models")
-
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
 
 
@@ -47,6 +39,6 @@ def mps2_target():
 
 @pytest.fixture(scope="session")
 def digits_models(request):
-    from malak_pipe.mcu.testing import digits_qdq_models
+    from tests.helpers.mcu_models import digits_qdq_models, model_cache_dir
 
-    return digits_qdq_models(_model_dir(request))
+    return digits_qdq_models(model_cache_dir(request))

@@ -16,17 +16,14 @@ def digits_pipeline_inputs(arm_tools, tmp_path_factory):
     import torch
 
     from malak_pipe.data.artifact import save_dataset
-    from malak_pipe.data.config import DataConfig
-    from malak_pipe.data.load import load_dataset
-    from malak_pipe.mcu.testing import export_qdq, simple_cnn, train
+    from tests.helpers.mcu_models import calibration, digits_dataset, export_qdq, simple_cnn, train
 
     tmp = tmp_path_factory.mktemp("digits")
-    dataset = load_dataset(DataConfig(name="digits", channels=1, image_size=8, num_classes=10))
+    dataset = digits_dataset()
     save_dataset(dataset, tmp / "dataset.json")
     torch.manual_seed(0)
-    x, y = dataset.train.x.numpy(), dataset.train.y.numpy()
-    model = train(simple_cnn(in_channels=1, image_size=8), x, y, epochs=6)
-    onnx_path = export_qdq(model, x[:256], tmp / "model_int8.onnx", "int8")
+    model = train(simple_cnn(), dataset, epochs=6)
+    onnx_path = export_qdq(model, calibration(dataset), tmp / "model_int8.onnx", "int8")
     return dataset, tmp / "dataset.json", onnx_path
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from malak_pipe.errors import StageFailed
-from malak_pipe.mcu.testing import RANDOM_OPS, random_kernel_cases
+from tests.helpers.mcu_kernel_cases import RANDOM_OPS, random_kernel_cases
 
 pytestmark = pytest.mark.firmware
 
@@ -66,10 +66,10 @@ def test_dsp_kernels_are_bit_exact_in_qemu(harness_elf):
 def test_mixed_net_uint8_is_bit_exact_in_qemu(mixed_firmware):
     from malak_pipe.mcu import qemu
     from malak_pipe.mcu.golden import quantize_input, run_golden
-    from malak_pipe.mcu.testing import digits_data
+    from tests.helpers.mcu_models import digits_dataset
 
     graph, generated, elf = mixed_firmware
-    images = quantize_input(graph, digits_data()[2])
+    images = quantize_input(graph, digits_dataset().test.x.numpy())
     out = qemu.run_images(elf, images, graph.output_tensor.size, len(generated.steps))
     np.testing.assert_array_equal(out.logits, run_golden(graph, images).reshape(len(images), -1))
     assert out.stack_used > 0 and (out.ticks > 0).all()

@@ -5,27 +5,21 @@ from __future__ import annotations
 import pytest
 
 
-def _model_dir(request):
-    """pytest's cache dir when the cache plugin is on (models survive runs), else a temp dir."""
-    cache = getattr(request.config, "cache", None)
-    if cache is not None:
-        return cache.mkdir("malak-mcu-models")
-    return request.getfixturevalue("tmp_path_factory").mktemp("malak-mcu-models")
-
-
 @pytest.fixture(scope="session")
 def digits_models(request):
     """{cnn,mixed}_{int8,uint8} QDQ ONNX paths, trained once and cached in .pytest_cache."""
-    from malak_pipe.mcu.testing import digits_qdq_models
+    from tests.helpers.mcu_models import digits_qdq_models, model_cache_dir
 
-    return digits_qdq_models(_model_dir(request))
+    return digits_qdq_models(model_cache_dir(request))
 
 
 @pytest.fixture(scope="session")
 def digits_split():
-    from malak_pipe.mcu.testing import digits_data
+    """(x_train, y_train, x_test, y_test) of the digits dataset as numpy arrays."""
+    from tests.helpers.mcu_models import digits_dataset
 
-    return digits_data()
+    data = digits_dataset()
+    return data.train.x.numpy(), data.train.y.numpy(), data.test.x.numpy(), data.test.y.numpy()
 
 
 @pytest.fixture(scope="session")

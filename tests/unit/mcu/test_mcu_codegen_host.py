@@ -30,6 +30,8 @@ def test_plan_json_and_fusion(digits_models, tmp_path):
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert [layer["kernel"] for layer in plan["layers"]] == ["conv1", "conv", "conv", "fc", "fc"]
     assert plan["layers"][0]["ops"] == ["conv2d", "max_pool"]
+    assert "one input channel" in plan["layers"][0]["reason"] and "max-pool" in plan["layers"][0]["reason"]
+    assert all(layer["reason"] for layer in plan["layers"])
     assert plan["macs"] == graph.total_macs() == sum(layer["macs"] for layer in plan["layers"])
     assert plan["arena"]["arena_bytes"] == generated.arena.size >= plan["arena"]["lower_bound_bytes"]
     for name in ("model.c", "model.h", "model_data.c", "model_data.h", "graph.json", "graph_params.npz"):
@@ -46,3 +48,14 @@ def test_generation_is_deterministic(digits_models, tmp_path):
     generate(graph, tmp_path / "a")
     generate(lower_onnx(digits_models["mixed_int8"]), tmp_path / "b")
     assert sha256_of(tmp_path / "a") == sha256_of(tmp_path / "b")
+
+
+def test_without_pool_fusion_the_pools_are_steps_and_still_bit_exact(host_harness, digits_models, tmp_path):
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.mcu.selfcheck import host_check
+
+    graph = lower_onnx(digits_models["cnn_int8"])
+    generated = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_pool=False))
+    assert [s.kernel for s in generated.steps] == ["conv1", "maxpool", "conv", "maxpool", "conv", "fc", "fc"]
+    assert all(s.ints.get("pool", 0) == 0 for s in generated.steps)
+    assert host_check(graph, tmp_path / "unfused", 16) == 1.0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from malak_pipe.mcu.hosttest import run_steps
-from malak_pipe.mcu.testing import RANDOM_OPS, random_kernel_cases
+from tests.helpers.mcu_kernel_cases import RANDOM_OPS, random_kernel_cases
 
 CASES_PER_OP = 60
 

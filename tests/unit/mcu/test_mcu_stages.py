@@ -107,3 +107,21 @@ def test_renode_script_loads_platform_firmware_and_mailbox(tmp_path):
     assert "stm32h743.repl" in text and "sysbus LoadELF" in text
     assert "sysbus LoadBinary" in text and "0x70000100" in text
     assert "sysbus WriteDoubleWord 0x70000000 1234" in text and text.rstrip().endswith("quit")
+
+
+def test_codegen_yaml_defaults_equal_the_options_and_the_stage_config_is_them():
+    from omegaconf import OmegaConf
+
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.stages.codegen import CodegenConfig
+
+    top = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
+    conf = OmegaConf.create({"seed": top["seed"], "codegen": _stage_defaults("codegen")})
+    resolved = OmegaConf.to_container(conf, resolve=True)["codegen"]
+    defaults = CodegenOptions().model_dump()
+    assert resolved == defaults
+    assert CodegenConfig().model_dump() == defaults and isinstance(CodegenConfig(), CodegenOptions)
+    with pytest.raises(ValueError, match="host_check_images"):
+        CodegenConfig(host_check_images=-1)
+    with pytest.raises(ValueError, match="extra"):
+        CodegenConfig(fuse_pools=False)

@@ -1,0 +1,24 @@
+"""CodegenOptions: the code generator's settings, written once (imports only pydantic).
+
+The codegen stage's config subclasses this class, and ``conf/stage/codegen/default.yaml``
+repeats these defaults (a test holds them equal), so a default lives in one place.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
+
+
+class CodegenOptions(BaseModel):
+    """How the integer graph becomes C, and how the result is checked on the host.
+
+    ``fuse_pool``: fuse a 2x2 stride-2 max-pool into the convolution before it (less RAM, faster).
+    ``host_check_images``: random inputs run through the generated C compiled for the host and
+    compared bit for bit with the golden reference (0 to skip). ``seed``: of those inputs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fuse_pool: bool = True
+    host_check_images: NonNegativeInt = 32
+    seed: int = 0

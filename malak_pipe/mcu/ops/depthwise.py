@@ -1,0 +1,136 @@
+"""Depthwise convolution: its layer (from an ONNX Conv with group = input channels), golden, mk_dwconv.
+
+IR ``depthwise_conv2d``: weights (KH, KW, Cout) int8 with Cout = Cin * depth_multiplier (output
+channel o reads input channel o // depth_multiplier), bias, multiplier, shift (Cout,); attrs
+kernel, stride, pads, act_min, act_max, depth_multiplier. The ONNX Conv handler is in
+:mod:`malak_pipe.mcu.ops.conv` and hands depthwise nodes to :func:`add_depthwise_layer`.
+
+Kernel (firmware/include/kernels/mk_dwconv.h): with multiplier 1 and a channel count divisible
+by 4, padded input rows in a ring of KH rows in scratch and four channels per SXTB16 pair, the
+input zero point folded into the bias; otherwise one channel at a time on x - zero point.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from malak_pipe.errors import ArtifactError
+from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
+from malak_pipe.mcu.kernels import (
+    ACC_LIMIT,
+    WINDOW_INTS,
+    KernelSpec,
+    Step,
+    channel_constants,
+    io_ints,
+    single_step,
+    window_ints,
+)
+from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
+from malak_pipe.mcu.ops.registry import IntOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
+
+MAX_DW_KERNEL_ROWS = 16  # the ring's row pointers: const int8_t *row[16] in mk_dwconv
+
+DWCONV = KernelSpec(
+    "dwconv",
+    "mk_dwconv",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t"), ("bias", "int32_t")),
+    (
+        "in_h",
+        "in_w",
+        "in_c",
+        "out_h",
+        "out_w",
+        "out_c",
+        *WINDOW_INTS,
+        "mult",
+        "in_zp",
+        "out_zp",
+        "act_min",
+        "act_max",
+        "fast",
+        "lsh",
+    ),
+)
+
+
+# ---------------------------------------------------------------- lowering
+
+
+def is_depthwise(group: int, in_c: int, cin_per_group: int, out_c: int) -> bool:
+    """Whether an ONNX Conv with these groups and channels is a depthwise convolution."""
+    return group == in_c and cin_per_group == 1 and out_c % in_c == 0
+
+
+def add_depthwise_layer(
+    lw: Lowering, node: Any, x: QTensor, out: QTensor, weights: np.ndarray, attrs: dict, arrays: dict
+) -> None:
+    """Append the depthwise layer of an ONNX Conv (weights Cout x 1 x KH x KW)."""
+    arrays["weights"] = np.ascontiguousarray(weights[:, 0].transpose(1, 2, 0))
+    attrs["depth_multiplier"] = out.shape[-1] // x.shape[-1]
+    lw.add_layer(node, "depthwise_conv2d", [x], out, attrs, arrays)
+
+
+# ---------------------------------------------------------------- reference
+
+
+def depthwise_golden(graph: IntGraph, layer: Layer, x: np.ndarray) -> np.ndarray:
+    zp = input_zero_point(graph, layer)
+    out_h, out_w, out_c = graph.tensors[layer.output].shape
+    mult = layer.attrs["depth_multiplier"]
+    padded = pad(x, layer.attrs["pads"], zp).astype(np.int64) - zp
+    if mult > 1:
+        padded = np.repeat(padded, mult, axis=3)  # output channel o reads input channel o // mult
+    cols = windows(padded, layer.attrs["kernel"], layer.attrs["stride"], (out_h, out_w))
+    acc = np.einsum("nhwijc,ijc->nhwc", cols, layer.arrays["weights"].astype(np.int64)) + layer.arrays["bias"]
+    return finish(layer, check_acc(layer, acc), graph)
+
+
+def depthwise_macs(graph: IntGraph, layer: Layer) -> int:
+    kh, kw, _ = layer.arrays["weights"].shape
+    return graph.tensors[layer.output].size * kh * kw
+
+
+# ---------------------------------------------------------------- kernel step
+
+
+def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    ints = io_ints(graph, layer)
+    ints.update(window_ints(layer))
+    ints["mult"] = layer.attrs["depth_multiplier"]
+    weights = layer.arrays["weights"].astype(np.int8)  # KH, KW, Cout
+    bias = layer.arrays["bias"].astype(np.int64)
+    taps = weights.astype(np.int64).sum(axis=(0, 1))
+    folded = bias - ints["in_zp"] * taps  # where every tap is inside: sum of x * w plus this
+    if np.any(np.abs(folded) >= ACC_LIMIT):
+        raise ArtifactError(f"layer '{layer.name}': the bias with the input zero point folded in overflows int32")
+    abs_w = np.abs(weights.astype(np.int64)).sum(axis=(0, 1))
+    bound = np.maximum(np.abs(bias) + 255 * abs_w, np.abs(folded) + 128 * abs_w)
+    chan, fast, lsh = channel_constants(
+        folded, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
+    )
+    ints.update({"fast": int(fast), "lsh": lsh})
+    consts = {"weights": np.ascontiguousarray(weights), "chan": chan, "bias": bias.astype(np.int32)}
+    ring = 0
+    reason = f"channel multiplier {ints['mult']}, {ints['in_c']} channels: one channel at a time"
+    if ints["mult"] == 1 and ints["in_c"] % 4 == 0:
+        if ints["kh"] > MAX_DW_KERNEL_ROWS:
+            raise ArtifactError(f"layer '{layer.name}': depthwise kernels taller than {MAX_DW_KERNEL_ROWS} rows")
+        ring = ints["kh"] * ((ints["out_w"] - 1) * ints["sw"] + ints["kw"]) * ints["in_c"]
+        reason = "channel multiplier 1, channels a multiple of 4: padded-row ring, 4 channels per SXTB16 pair"
+    return single_step(DWCONV, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
+
+
+FAMILY = OpFamily(
+    name="depthwise",
+    int_ops=(IntOp("depthwise_conv2d", depthwise_golden, dwconv_step, depthwise_macs),),
+    kernels=(DWCONV,),
+    headers=("kernels/mk_dwconv.h",),
+)

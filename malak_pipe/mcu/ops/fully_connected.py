@@ -1,0 +1,121 @@
+"""Fully connected: ONNX Gemm and MatMul lowering, golden reference, the mk_fc kernel.
+
+IR ``fully_connected``: weights (Cout, K) int8 with K in the HWC order of the input map (after
+a flattened map the ONNX weight columns are permuted from CHW to HWC), bias, multiplier, shift
+(Cout,); attrs act_min, act_max.
+
+Kernel (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
+interleaved by 4 bytes in blocks of four (4 rows per pass), the input zero point folded into
+the bias.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
+from malak_pipe.mcu.kernels import KernelSpec, Step, interleave_rows, io_ints, k4_of, row_constants, single_step
+from malak_pipe.mcu.ops import onnx_params
+from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point
+from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
+
+if TYPE_CHECKING:
+    from malak_pipe.mcu.lower import Lowering
+
+FC = KernelSpec(
+    "fc",
+    "mk_fc",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t")),
+    ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh"),
+)
+
+
+# ---------------------------------------------------------------- lowering
+
+
+def _fully_connected(
+    lw: Lowering, node: Any, x: QTensor, weights: np.ndarray, w_scale: np.ndarray, bias_name: str | None
+):
+    out_c, k = weights.shape
+    if x.size != k:
+        raise lw.onnx.error(node, f"expects {k} input features, the input tensor has {x.size} ({x.shape})")
+    if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
+        h, w, c = x.shape  # ONNX flattened C,H,W; the firmware stores H,W,C
+        weights = weights.reshape(out_c, c, h, w).transpose(0, 2, 3, 1).reshape(out_c, k)
+    bias = onnx_params.bias(lw.onnx, node, bias_name, out_c, x.scale * w_scale)
+    out, act_min, act_max = lw.output(node, (out_c,))
+    arrays = {
+        "weights": np.ascontiguousarray(weights),
+        "bias": bias,
+        **onnx_params.requant(x.scale * w_scale / out.scale),
+    }
+    lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+
+
+def lower_gemm(lw: Lowering, node: Any) -> None:
+    """ONNX Gemm (transA=0, alpha=beta=1) with constant weights -> fully_connected."""
+    onnx = lw.onnx
+    if onnx.attr(node, "transA", 0) or onnx.attr(node, "alpha", 1.0) != 1.0 or onnx.attr(node, "beta", 1.0) != 1.0:
+        raise onnx.error(node, "only Gemm with transA=0, alpha=1, beta=1 is supported")
+    x = lw.value(node, node.input[0])
+    q_w, _, _, _ = onnx_params.dq_const(onnx, node, node.input[1])
+    trans_b = int(onnx.attr(node, "transB", 0))
+    out_c = q_w.shape[0] if trans_b else q_w.shape[1]
+    weights, w_scale = onnx_params.weights(onnx, node, node.input[1], out_c)
+    if not trans_b:
+        weights = weights.T
+    _fully_connected(lw, node, x, weights, w_scale, onnx_params.optional_input(node, 2))
+
+
+def lower_matmul(lw: Lowering, node: Any) -> None:
+    """ONNX MatMul by a 2-D constant -> fully_connected (no bias)."""
+    x = lw.value(node, node.input[0])
+    q_w, _, _, _ = onnx_params.dq_const(lw.onnx, node, node.input[1])
+    if q_w.ndim != 2:
+        raise lw.onnx.error(node, "MatMul needs a 2-D constant right operand")
+    weights, w_scale = onnx_params.weights(lw.onnx, node, node.input[1], q_w.shape[1])
+    _fully_connected(lw, node, x, weights.T, w_scale, None)
+
+
+# ---------------------------------------------------------------- reference
+
+
+def fully_connected_golden(graph: IntGraph, layer: Layer, x: np.ndarray) -> np.ndarray:
+    zp = input_zero_point(graph, layer)
+    flat = x.reshape(x.shape[0], -1).astype(np.float64) - zp
+    acc = flat @ layer.arrays["weights"].T.astype(np.float64) + layer.arrays["bias"]
+    return finish(layer, check_acc(layer, acc), graph)
+
+
+def fully_connected_macs(graph: IntGraph, layer: Layer) -> int:
+    return int(layer.arrays["weights"].size)
+
+
+# ---------------------------------------------------------------- kernel step
+
+
+def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    ints = io_ints(graph, layer)
+    weights = layer.arrays["weights"]
+    k4 = k4_of(weights.shape[1])
+    rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
+    ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
+    consts = {"weights": interleave_rows(rc.rows, 4), "chan": rc.chan}
+    reason = f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
+    return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
+
+
+FAMILY = OpFamily(
+    name="fully_connected",
+    onnx_ops=(
+        OnnxOp("Gemm", lower_gemm, produces=("fully_connected",)),
+        OnnxOp("MatMul", lower_matmul, produces=("fully_connected",)),
+    ),
+    int_ops=(IntOp("fully_connected", fully_connected_golden, fc_step, fully_connected_macs),),
+    kernels=(FC,),
+    headers=("kernels/mk_fc.h",),
+)

@@ -1,0 +1,107 @@
+"""What the op lowerings read from an ONNX node: quantized constants, window attributes, multipliers.
+
+Weights are int8 symmetric (zero point 0), per tensor or per output channel; biases int32 (or a
+float bias left unquantized, rounded with the bias scale); constants sit behind a
+DequantizeLinear of an initializer, as onnxruntime's QDQ format writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from malak_pipe.mcu.fixedpoint import quantize_multipliers
+from malak_pipe.mcu.ir import QTensor
+from malak_pipe.mcu.onnx_graph import OnnxIndex
+
+
+def dq_const(onnx: OnnxIndex, node: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A constant behind a DequantizeLinear: (integers, scale, zero point, axis)."""
+    producer = onnx.producer.get(name)
+    if producer is None or producer.op_type != "DequantizeLinear":
+        raise onnx.error(node, f"input '{name}' is not a quantized constant (DequantizeLinear of an initializer)")
+    q = onnx.const(producer.input[0])
+    scale = onnx.const(producer.input[1])
+    if q is None or scale is None:
+        raise onnx.error(node, f"input '{name}' is not a quantized constant")
+    zero_point = onnx.const(producer.input[2]) if len(producer.input) > 2 and producer.input[2] else None
+    zero_point = np.zeros_like(scale, dtype=np.int64) if zero_point is None else zero_point.astype(np.int64)
+    return q, scale.astype(np.float64), zero_point, int(onnx.attr(producer, "axis", 1))
+
+
+def float_const(onnx: OnnxIndex, node: Any, name: str) -> np.ndarray:
+    """A float constant: an initializer, a Constant, or the dequantized value of a quantized one."""
+    value = onnx.const(name)
+    if value is not None:
+        return value.astype(np.float64)
+    producer = onnx.producer.get(name)
+    if producer is not None and producer.op_type == "DequantizeLinear":
+        q, scale, zero_point, _ = dq_const(onnx, node, name)
+        return (q.astype(np.float64) - zero_point) * scale
+    raise onnx.error(node, f"input '{name}' must be a constant")
+
+
+def weights(onnx: OnnxIndex, node: Any, name: str, out_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights and per-output-channel float scales (zero points must be 0)."""
+    q, scale, zero_point, _ = dq_const(onnx, node, name)
+    if q.dtype != np.int8:
+        raise onnx.error(node, f"weights '{name}' are {q.dtype}, the MCU kernels need int8")
+    if np.any(zero_point != 0):
+        raise onnx.error(
+            node,
+            f"weights '{name}' are not symmetric (non-zero zero point)",
+            hint="quantize with WeightSymmetric=True",
+        )
+    scale = np.broadcast_to(scale.ravel(), (out_channels,)) if scale.size in (1, out_channels) else None
+    if scale is None:
+        raise onnx.error(node, f"weights '{name}' have a scale that is neither per-tensor nor per-output-channel")
+    return q, np.array(scale, dtype=np.float64)
+
+
+def bias(onnx: OnnxIndex, node: Any, name: str | None, out_channels: int, bias_scale: np.ndarray) -> np.ndarray:
+    """The int32 bias (zeros without one)."""
+    if not name:
+        return np.zeros(out_channels, dtype=np.int32)
+    value = onnx.const(name)
+    if value is not None:  # a float bias left unquantized
+        q = np.round(value.astype(np.float64) / bias_scale)
+    else:
+        q, _, zero_point, _ = dq_const(onnx, node, name)
+        if np.any(zero_point != 0):
+            raise onnx.error(node, f"bias '{name}' has a non-zero zero point")
+    q = np.asarray(q, dtype=np.int64).ravel()
+    if q.size != out_channels or np.any(np.abs(q) >= 2**31):
+        raise onnx.error(node, f"bias '{name}' must be {out_channels} int32 values")
+    return q.astype(np.int32)
+
+
+def optional_input(node: Any, index: int) -> str | None:
+    """The name of input ``index`` of ``node``, or None when it is absent."""
+    return node.input[index] if len(node.input) > index and node.input[index] else None
+
+
+def requant(real: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``multiplier`` and ``shift`` arrays of real rescale factors."""
+    mult, shift = quantize_multipliers(real)
+    return {"multiplier": mult, "shift": shift}
+
+
+def window(onnx: OnnxIndex, node: Any, tensor: QTensor, kernel: list[int]) -> tuple[list[int], list[int], int, int]:
+    """Strides, pads (top, left, bottom, right) and output H, W of a 2-D window op."""
+    if len(tensor.shape) != 3:
+        raise onnx.error(node, f"expects a feature map, got shape {tensor.shape}")
+    if onnx.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise onnx.error(node, "auto_pad is not supported", hint="export with explicit pads")
+    if any(d != 1 for d in onnx.attr(node, "dilations", [1, 1])):
+        raise onnx.error(node, "dilated windows are not supported")
+    if onnx.attr(node, "ceil_mode", 0):
+        raise onnx.error(node, "ceil_mode=1 is not supported")
+    strides = list(onnx.attr(node, "strides", [1, 1]))
+    pads = list(onnx.attr(node, "pads", [0, 0, 0, 0]))
+    h, w, _ = tensor.shape
+    out_h = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    out_w = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+    if out_h <= 0 or out_w <= 0:
+        raise onnx.error(node, f"the window {kernel} does not fit the {h}x{w} input")
+    return strides, [pads[0], pads[1], pads[2], pads[3]], out_h, out_w

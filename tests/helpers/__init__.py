@@ -1,0 +1,1 @@
+"""Helpers shared by several test folders (not part of the installed package)."""

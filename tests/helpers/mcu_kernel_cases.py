@@ -1,0 +1,193 @@
+"""Random one-layer integer graphs and their kernel cases: the C kernels against the golden reference.
+
+Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, per-channel
+scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
+fuses into it. The cases go through the same step planning as the code generator, so the
+host harness (and the firmware harness in QEMU) run exactly the C that generated models call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from malak_pipe.mcu.golden import run_layer
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
+from malak_pipe.mcu.kernels import plan_steps
+from malak_pipe.mcu.ops.add import ADD_LEFT_SHIFT, add_rescale
+from malak_pipe.mcu.ops.onnx_params import requant
+
+RANDOM_OPS = (
+    "conv2d",
+    "conv_pool",
+    "depthwise_conv2d",
+    "fully_connected",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "add",
+)
+
+
+def _clamp(rng: np.random.Generator, zp: int, scale: float) -> tuple[int, int]:
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return -128, 127
+    if kind == 1:
+        return max(-128, zp), 127  # relu
+    return max(-128, zp), min(127, zp + int(round(6.0 / scale)))  # relu6
+
+
+def random_layer_graph(rng: np.random.Generator, op: str):
+    """A one-layer (conv+pool: two-layer) integer graph with random shapes, zero points and scales.
+
+    Returns (graph, names of the layer's input tensors). Used to test the kernels against the
+    golden reference on many shapes, strides, paddings, zero points and per-channel scales.
+    """
+    c = int(rng.choice([1, 2, 3, 4, 8, 12, 16]))
+    h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+    if op in ("conv_pool",):
+        h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
+    x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    tensors = {"x": x}
+    builder = {
+        "conv2d": _random_conv,
+        "conv_pool": _random_conv,
+        "depthwise_conv2d": _random_depthwise,
+        "fully_connected": _random_fc,
+        "max_pool": _random_pool,
+        "avg_pool": _random_pool,
+        "global_avg_pool": _random_gap,
+        "add": _random_add,
+    }[op]
+    layers, inputs = builder(rng, op, x, tensors)
+    graph = IntGraph(tensors, layers, "x", layers[-1].output)
+    return graph, inputs
+
+
+def _window(rng: np.random.Generator, h: int, w: int, max_k: int = 5) -> tuple[list[int], list[int], list[int]]:
+    kh, kw = int(rng.integers(1, max_k + 1)), int(rng.integers(1, max_k + 1))
+    pads = [int(rng.integers(0, kh)), int(rng.integers(0, kw)), int(rng.integers(0, kh)), int(rng.integers(0, kw))]
+    kh = min(kh, h + pads[0] + pads[2])
+    kw = min(kw, w + pads[1] + pads[3])
+    pads = [min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1), min(pads[3], kw - 1)]
+    return [kh, kw], [int(rng.integers(1, 4)), int(rng.integers(1, 4))], pads
+
+
+def _out_hw(h: int, w: int, kernel: list[int], stride: list[int], pads: list[int]) -> tuple[int, int]:
+    return (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1, (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
+
+
+def _weights_and_scales(rng: np.random.Generator, shape: tuple[int, ...], out_c: int, k: int, x) -> tuple:
+    weights = rng.integers(-127, 128, size=shape).astype(np.int8)
+    w_scale = rng.uniform(0.002, 0.02, size=out_c)
+    bias = rng.integers(-(2**14), 2**14, size=out_c).astype(np.int32)
+    out_scale = float(x.scale * w_scale.mean() * np.sqrt(k) * 75.0 / 40.0 * rng.uniform(0.3, 3.0))
+    if rng.random() < 0.1:  # a multiplier above 0.5: the exact (non-SMMULR) requantization path
+        out_scale = float(x.scale * w_scale.min() / 2.0)
+    return weights, w_scale, bias, out_scale
+
+
+def _random_conv(rng, op, x, tensors):
+    h, w, c = x.shape
+    kernel, stride, pads = _window(rng, h, w)
+    out_c = int(rng.integers(1, 20))
+    oh, ow = _out_hw(h, w, kernel, stride, pads)
+    if op == "conv_pool":
+        stride = [1, 1]
+        oh, ow = _out_hw(h, w, kernel, stride, pads)
+    k = kernel[0] * kernel[1] * c
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, kernel[0], kernel[1], c), out_c, k, x)
+    y = QTensor("y", (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs = {"kernel": kernel, "stride": stride, "pads": pads, "act_min": lo, "act_max": hi}
+    arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
+    layers = [Layer("conv", "conv2d", ["x"], "y", attrs, arrays)]
+    if op == "conv_pool" and oh >= 2 and ow >= 2:
+        tensors["z"] = QTensor("z", (oh // 2, ow // 2, out_c), y.scale, y.zero_point)
+        plo, phi = _clamp(rng, y.zero_point, y.scale)
+        pool_attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": plo, "act_max": phi}
+        layers.append(Layer("pool", "max_pool", ["y"], "z", pool_attrs, {}))
+    return layers, ["x"]
+
+
+def _random_depthwise(rng, op, x, tensors):
+    h, w, c = x.shape
+    kernel, stride, pads = _window(rng, h, w)
+    mult = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    out_c = c * mult
+    oh, ow = _out_hw(h, w, kernel, stride, pads)
+    k = kernel[0] * kernel[1]
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (kernel[0], kernel[1], out_c), out_c, k, x)
+    y = QTensor("y", (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs = {"kernel": kernel, "stride": stride, "pads": pads, "act_min": lo, "act_max": hi, "depth_multiplier": mult}
+    arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
+    return [Layer("dw", "depthwise_conv2d", ["x"], "y", attrs, arrays)], ["x"]
+
+
+def _random_fc(rng, op, x, tensors):
+    k = x.size
+    out_c = int(rng.integers(1, 24))
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, k), out_c, k, x)
+    y = QTensor("y", (out_c,), out_scale, int(rng.integers(-128, 128)))
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
+    return [Layer("fc", "fully_connected", ["x"], "y", {"act_min": lo, "act_max": hi}, arrays)], ["x"]
+
+
+def _random_pool(rng, op, x, tensors):
+    h, w, c = x.shape
+    kernel, stride, pads = _window(rng, h, w, max_k=4)
+    oh, ow = _out_hw(h, w, kernel, stride, pads)
+    same = op == "max_pool"
+    y = QTensor(
+        "y",
+        (oh, ow, c),
+        x.scale if same else x.scale * rng.uniform(0.5, 2.0),
+        x.zero_point if same else int(rng.integers(-128, 128)),
+    )
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs = {"kernel": kernel, "stride": stride, "pads": pads, "act_min": lo, "act_max": hi}
+    arrays = {} if same else requant(np.array([x.scale / (y.scale * kernel[0] * kernel[1])]))
+    return [Layer("pool", op, ["x"], "y", attrs, arrays)], ["x"]
+
+
+def _random_gap(rng, op, x, tensors):
+    h, w, c = x.shape
+    y = QTensor("y", (1, 1, c), x.scale * rng.uniform(0.3, 2.0), int(rng.integers(-128, 128)))
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    arrays = requant(np.array([x.scale / (y.scale * h * w)]))
+    return [Layer("gap", "global_avg_pool", ["x"], "y", {"act_min": lo, "act_max": hi}, arrays)], ["x"]
+
+
+def _random_add(rng, op, x, tensors):
+    b = QTensor("b", x.shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    y = QTensor("y", x.shape, float(max(x.scale, b.scale) * rng.uniform(0.8, 2.5)), int(rng.integers(-128, 128)))
+    tensors.update({"b": b, "y": y})
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs = {"left_shift": ADD_LEFT_SHIFT, "act_min": lo, "act_max": hi}
+    return [Layer("add", "add", ["x", "b"], "y", attrs, add_rescale(x, b, y))], ["x", "b"]
+
+
+def random_kernel_cases(op: str, count: int, seed: int) -> tuple[list, list[np.ndarray]]:
+    """(harness cases, golden outputs) for ``count`` random layers of kind ``op`` (see hosttest)."""
+    rng = np.random.default_rng(seed)
+    cases, expected = [], []
+    for _ in range(count):
+        graph, inputs = random_layer_graph(rng, op)
+        steps = plan_steps(graph)
+        if len(steps) != 1:
+            raise AssertionError(f"a random {op} layer planned into {len(steps)} steps")
+        xs = [rng.integers(-128, 128, size=(1, *graph.tensors[n].shape)).astype(np.int8) for n in inputs]
+        values = dict(zip(inputs, xs, strict=True))
+        for layer in graph.layers:
+            values[layer.output] = run_layer(graph, layer, *[values[n] for n in layer.inputs])
+        want = values[graph.output].ravel()
+        cases.append((steps[0], [x[0] for x in xs], want.size))
+        expected.append(want)
+    return cases, expected
