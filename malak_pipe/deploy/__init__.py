@@ -12,6 +12,7 @@ Modules (each imports torch / onnxruntime only where it needs them):
   fake-quant twin (``fake_quant_twin``) and ONNX post-processing (``qdq_finalize``);
 - ``torch_int8``: running torch int8 models on their quantized engine;
 - ``latency``, ``profiler``, ``layer_profile``, ``memprobe``: timing, per-layer tables, peak memory;
-- ``drift_reference``, ``drift``, ``drift_stats``, ``drift_shifts``, ``drift_inputs``, ``drift_cli``:
-  the drift reference, the check, its statistics, synthetic shifts, input files and ``malak-drift``.
+- ``drift_reference``, ``drift``, ``drift_stats``, ``drift_shifts``, ``drift_inputs``: the drift
+  reference, the check, its statistics, synthetic shifts and input files (``malak-drift`` is
+  :mod:`malak_pipe.cli.drift`).
 """
