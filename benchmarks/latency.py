@@ -71,11 +71,12 @@ def ratio(table: dict, slow: str, fast: str) -> float | None:
 
 def bench_model(name: str, spec: dict, runs: int, warmup: int, workdir: Path) -> tuple[dict, dict]:
     """{variant: stats} and the headline ratios of one architecture."""
+    from malak_pipe.deploy.configs import ProfileConfig
     from malak_pipe.deploy.profiler import profile_variants
 
     variants = build_variants(name, spec["channels"], spec["image_size"], workdir)
     shape = (spec["channels"], spec["image_size"], spec["image_size"])
-    rows = profile_variants(variants, shape, batch_sizes=[1], threads=[1], warmup=warmup, runs=runs)
+    rows = profile_variants(variants, shape, ProfileConfig(warmup=warmup, runs=runs))
     keys = ("median_ms", "p90_ms", "mean_ms", "std_ms", "speedup_vs_torch_fp32")
     table = {row.variant: {k: row.as_dict()[k] for k in keys} for row in rows if row.stats is not None}
     best = min((v for v in INT8 if v in table), key=lambda v: table[v]["median_ms"])

@@ -14,32 +14,16 @@ same check on a new batch (exit 0 no drift, 1 drift, 2 bad input).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from malak_pipe.deploy.configs import DriftConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
 
-class DriftConfig(StageConfig):
-    """Reference histograms, verdict thresholds and the synthetic shifts of the self-check."""
-
-    bins: PositiveInt = 20
-    region_bins: PositiveInt = 10
-    grid: tuple[PositiveInt, PositiveInt] = (4, 4)
-    output_reference: Literal["train", "val"] = "train"
-    psi: PositiveFloat = 0.2
-    kl: PositiveFloat = 0.1
-    output_psi: PositiveFloat = 0.2
-    output_kl: PositiveFloat = 0.1
-    region_fraction: float = Field(default=0.25, ge=0.0, le=1.0)
-    alpha: PositiveFloat = 0.5
-    min_samples: PositiveInt = 30
-    brightness_raw: float = 0.3
-    noise_std_raw: NonNegativeFloat = 0.1
-    prior_keep_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    seed: int = 0
+class DriftStageConfig(StageConfig, DriftConfig):
+    """The fields of :class:`malak_pipe.deploy.configs.DriftConfig`."""
 
 
 def predictor_for(model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -73,37 +57,25 @@ class Drift(Stage):
 
     name = "drift"
     version = 1
-    Config = DriftConfig
+    Config = DriftStageConfig
     inputs = {"model": ("torch_model", "onnx_model", "onnx_model_int8"), "data": "dataset"}
     outputs = {"reference": "drift_reference"}
     description = "drift reference (input/output histograms) checked on clean and shifted test data"
     summary = {"drift_detected": "drift {}", "self_check_ok": "drift self-check {:passed|FAILED}"}
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.deploy.drift import DriftThresholds, build_reference, check_drift
+        from malak_pipe.deploy.drift import build_reference, check_drift
 
-        cfg = cast(DriftConfig, cfg)
+        cfg = cast(DriftStageConfig, cfg)
         data = ctx.load("data")
         predict = predictor_for(ctx.load("model"))
-        thresholds = DriftThresholds(
-            psi=cfg.psi,
-            kl=cfg.kl,
-            output_psi=cfg.output_psi,
-            output_kl=cfg.output_kl,
-            region_fraction=cfg.region_fraction,
-            alpha=cfg.alpha,
-            min_samples=cfg.min_samples,
-        )
         output_x = data.split(cfg.output_reference).x.numpy()
         reference = build_reference(
             data.train.x.numpy(),
             predict(output_x),
             mean=data.mean,
             std=data.std,
-            bins=cfg.bins,
-            region_bins=cfg.region_bins,
-            grid=cfg.grid,
-            thresholds=thresholds,
+            config=cfg,
             class_names=tuple(data.class_names),
             source={
                 "dataset": data.name,
@@ -116,7 +88,7 @@ class Drift(Stage):
         checks: dict[str, Any] = {}
         warnings = []
         for name, (x, expected) in shifted_batches(cfg, data).items():
-            report = check_drift(reference, x, predict(x), thresholds)
+            report = check_drift(reference, x, predict(x))  # the thresholds the reference keeps
             checks[name] = {**report.summary(), "expected_drift": expected, "ok": report.drift == expected}
             if report.drift != expected:
                 warnings.append(f"drift check '{name}': drift={report.drift}, expected {expected}")

@@ -11,21 +11,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pydantic import PositiveFloat, PositiveInt
-
+from malak_pipe.deploy.configs import OnnxExportConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
 
-class ExportONNXConfig(StageConfig):
-    """Exporter settings and the parity check's tolerance."""
-
-    opset: int = 18
-    batch_size: PositiveInt = 1
-    dynamic_batch: bool = False
-    require_bn_folded: bool = True
-    parity_atol: PositiveFloat = 1e-4
-    parity_samples: PositiveInt = 64
-    eval_threads: PositiveInt = 1
+class ExportONNXConfig(StageConfig, OnnxExportConfig):
+    """The fields of :class:`malak_pipe.deploy.configs.OnnxExportConfig`."""
 
 
 def parity_batch(data: Any, n: int) -> Any:
@@ -52,15 +43,7 @@ class ExportONNX(Stage):
         cfg = cast(ExportONNXConfig, cfg)
         artifact, data = ctx.load("model"), ctx.load("data")
         with ctx.output_path("model") as path:
-            model = export_onnx(
-                artifact.module,
-                tuple(data.input_shape),
-                path,
-                opset=cfg.opset,
-                batch_size=cfg.batch_size,
-                dynamic_batch=cfg.dynamic_batch,
-                require_bn_folded=cfg.require_bn_folded,
-            )
+            model = export_onnx(artifact.module, tuple(data.input_shape), path, cfg)
             predictor = OrtPredictor(path, threads=cfg.eval_threads)
             x = parity_batch(data, cfg.parity_samples)
             parity = check_parity(

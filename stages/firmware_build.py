@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
+from malak_pipe.mcu.configs import BuildOptions
 from malak_pipe.mcu.target import TargetConfig
 from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 REPORTED = ("flash_bytes", "ram_bytes", "arena_bytes", "param_bytes", "code_bytes", "stack_bytes", "macs")
 
 
-class FirmwareBuildConfig(StageConfig):
-    """The target (``${target}``), optimisation level, reserved stack and extra compiler flags."""
+class FirmwareBuildConfig(StageConfig, BuildOptions):
+    """The target (``${target}``) and the fields of :class:`malak_pipe.mcu.configs.BuildOptions`."""
 
     target: TargetConfig
-    opt_level: Literal["O0", "O1", "O2", "O3", "Os", "Ofast"] = "O3"
-    stack_bytes: int = Field(default=2048, ge=256)
-    extra_cflags: list[str] = Field(default_factory=list)
 
 
 class FirmwareBuild(Stage):
@@ -40,15 +34,12 @@ class FirmwareBuild(Stage):
         return ExternalCode(files=(firmware_root(),), tools=("arm-none-eabi-gcc",))
 
     def run(self, cfg: FirmwareBuildConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.mcu.build import BuildOptions, build_firmware
+        from malak_pipe.mcu.build import build_firmware
 
-        options = BuildOptions(
-            opt_level=f"-{cfg.opt_level}", stack_bytes=cfg.stack_bytes, extra_cflags=tuple(cfg.extra_cflags)
-        )
         sources = ctx.load("sources")
         with ctx.output_path("firmware") as path:
             path.mkdir(parents=True, exist_ok=True)
-            report = build_firmware(sources, path, cfg.target, options)
+            report = build_firmware(sources, path, cfg.target, cfg)
         ctx.log(
             f"flash {report['flash_bytes']} B (params {report['param_bytes']} B, code {report['code_bytes']} B), "
             f"RAM {report['ram_bytes']} B (arena {report['arena_bytes']} B, stack {report['stack_bytes']} B)"

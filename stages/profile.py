@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pydantic import Field, NonNegativeInt, PositiveInt
-
+from malak_pipe.deploy.configs import ProfileConfig
 from malak_pipe.errors import ConfigError
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
@@ -32,19 +31,8 @@ ONNX_INPUTS = {"onnx_fp32": "onnx_model", "onnx_int8": "onnx_model_int8", "onnx_
 LATENCY_KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "throughput_per_s", "speedup_vs_torch_fp32")
 
 
-class ProfileConfig(StageConfig):
-    """Measurement settings."""
-
-    warmup: NonNegativeInt = 10
-    runs: PositiveInt = 200
-    rounds: PositiveInt = 10
-    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
-    threads: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
-    per_layer: bool = True
-    per_layer_runs: PositiveInt = 20
-    top_layers: PositiveInt = 10
-    memory: bool = True
-    memory_runs: PositiveInt = 20
+class ProfileStageConfig(StageConfig, ProfileConfig):
+    """The fields of :class:`malak_pipe.deploy.configs.ProfileConfig`."""
 
 
 def collect_variants(ctx: StageContext) -> list[Any]:
@@ -96,39 +84,12 @@ def sample_shape(ctx: StageContext, variants: list[Any]) -> tuple[int, ...]:
     raise ConfigError("cannot tell the input shape", hint="wire data: <data node>.dataset")
 
 
-def layer_tables(cfg: ProfileConfig, variants: list[Any], shape: tuple[int, ...]) -> dict[str, list[dict]]:
-    """Per-layer profile (slowest first) of every variant at batch size 1 / the first thread count."""
-    import numpy as np
-
-    from malak_pipe.deploy.layer_profile import ort_layer_profile, torch_layer_profile
-
-    x = np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)
-    tables = {}
-    for v in variants:
-        if v.kind == "onnx":
-            layers = ort_layer_profile(v.model, x, threads=cfg.threads[0], runs=cfg.per_layer_runs)
-        else:
-            layers = torch_layer_profile(v.model, x, runs=cfg.per_layer_runs, engine=v.engine, threads=cfg.threads[0])
-        tables[v.name] = [layer.as_dict() for layer in layers]
-    return tables
-
-
-def memory_table(cfg: ProfileConfig, variants: list[Any], shape: tuple[int, ...]) -> dict[str, Any]:
-    """Load / inference / peak RSS (MB) of every variant, each in a fresh process."""
-    from malak_pipe.deploy.profiler import peak_memory
-
-    return {
-        v.name: peak_memory(v, shape, batch_size=cfg.batch_sizes[0], threads=cfg.threads[0], runs=cfg.memory_runs)
-        for v in variants
-    }
-
-
 class Profile(Stage):
     """Time every wired model variant; per-layer tables; peak memory; speed-ups vs torch FP32."""
 
     name = "profile"
     version = 1
-    Config = ProfileConfig
+    Config = ProfileStageConfig
     inputs = {**TORCH_INPUTS, **TORCH_INT8_INPUTS, **ONNX_INPUTS, "data": "dataset"}
     optional_inputs = frozenset(inputs)
     outputs = {"report": "json"}
@@ -137,9 +98,9 @@ class Profile(Stage):
     provides = frozenset({"latency_by_input", "per_layer_latency"})
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.deploy.profiler import profile_variants
+        from malak_pipe.deploy.profiler import layer_tables, memory_table, profile_variants
 
-        cfg = cast(ProfileConfig, cfg)
+        cfg = cast(ProfileStageConfig, cfg)
         variants = collect_variants(ctx)
         if not variants:
             raise ConfigError(
@@ -149,24 +110,12 @@ class Profile(Stage):
             )
         shape = sample_shape(ctx, variants)
         with ctx.progress(len(variants) * len(cfg.batch_sizes) * len(cfg.threads), "latency") as bar:
-            rows = []
-            for batch in cfg.batch_sizes:
-                for threads in cfg.threads:
-                    rows += profile_variants(
-                        variants,
-                        shape,
-                        batch_sizes=[batch],
-                        threads=[threads],
-                        warmup=cfg.warmup,
-                        runs=cfg.runs,
-                        rounds=cfg.rounds,
-                    )
-                    bar.advance(len(variants))
+            rows = profile_variants(variants, shape, cfg, progress=bar.advance)
         table = [row.as_dict() for row in rows]
         default = [r for r in table if r["batch_size"] == cfg.batch_sizes[0] and r["threads"] == cfg.threads[0]]
         latency = {r["variant"]: {k: r.get(k) for k in LATENCY_KEYS} for r in default if "median_ms" in r}
-        layers = layer_tables(cfg, variants, shape) if cfg.per_layer else {}
-        memory = memory_table(cfg, variants, shape) if cfg.memory else {}
+        layers = layer_tables(variants, shape, cfg) if cfg.per_layer else {}
+        memory = memory_table(variants, shape, cfg) if cfg.memory else {}
         for name, numbers in latency.items():
             numbers["peak_rss_mb"] = (memory.get(name) or {}).get("peak_mb")
         ctx.save(
@@ -188,7 +137,7 @@ class Profile(Stage):
         return StageResult(metrics=metrics)
 
     @staticmethod
-    def _metrics(cfg: ProfileConfig, latency: dict, table: list, layers: dict) -> dict[str, Any]:
+    def _metrics(cfg: ProfileStageConfig, latency: dict, table: list, layers: dict) -> dict[str, Any]:
         metrics: dict[str, Any] = {
             "latency": latency,
             "latency_table": table,

@@ -21,30 +21,20 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
-from pydantic import PositiveInt
 
+from malak_pipe.deploy.configs import OrtEvalConfig, OrtQuantConfig, TorchQDQConfig
 from malak_pipe.errors import ConfigError
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
 
-class QuantizeONNXConfig(StageConfig):
-    """Route and quantization settings (see ``onnxruntime.quantization.quantize_static``)."""
+class QuantizeONNXConfig(StageConfig, OrtQuantConfig, TorchQDQConfig, OrtEvalConfig):
+    """The route, and the fields of the deploy configs of both routes and of the evaluation.
+
+    ``source`` ort_static uses :class:`malak_pipe.deploy.configs.OrtQuantConfig`, torch_int8
+    :class:`malak_pipe.deploy.configs.TorchQDQConfig`; ``eval_threads`` runs the evaluation.
+    """
 
     source: Literal["ort_static", "torch_int8"] = "ort_static"
-    calibration_batches: PositiveInt = 16
-    calibration_batch_size: PositiveInt = 32
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    percentile: float = 99.999
-    entropy_bins: PositiveInt = 2048
-    per_channel: bool = True
-    activation_type: Literal["int8", "uint8"] = "uint8"
-    reduce_range: bool = False
-    qoperator_activation_type: Literal["int8", "uint8"] = "uint8"
-    opset: int = 18
-    batch_size: PositiveInt = 1
-    dynamic_batch: bool = False
-    eval_threads: PositiveInt = 1
-    seed: int = 0
 
 
 def per_class_top1(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float | None]:
@@ -104,22 +94,13 @@ class QuantizeONNX(Stage):
 
     @staticmethod
     def _ort_static(cfg: QuantizeONNXConfig, ctx: StageContext, data: Any, qdq: Path, qop: Path) -> dict[str, Any]:
-        from malak_pipe.deploy.onnx_quant import OrtQuantSettings, quantize_ort_static
+        from malak_pipe.deploy.onnx_quant import quantize_ort_static
 
         batches = [
             b.numpy()
             for b in data.calibration_batches(cfg.calibration_batches, cfg.calibration_batch_size, seed=cfg.seed)
         ]
-        settings = OrtQuantSettings(
-            calibrate_method=cfg.calibrate_method,
-            per_channel=cfg.per_channel,
-            activation_type=cfg.activation_type,
-            reduce_range=cfg.reduce_range,
-            percentile=cfg.percentile,
-            entropy_bins=cfg.entropy_bins,
-            qoperator_activation_type=cfg.qoperator_activation_type,
-        )
-        quantize_ort_static(ctx.load("model"), batches, qdq, settings=settings, qoperator_path=qop)
+        quantize_ort_static(ctx.load("model"), batches, qdq, cfg, qoperator_path=qop)
         return {
             "source": "ort_static",
             "calibration_samples": int(sum(len(b) for b in batches)),
@@ -134,21 +115,14 @@ class QuantizeONNX(Stage):
 
         artifact = ctx.load("model_int8")
         sample = data.calibration_batches(1, cfg.calibration_batch_size, seed=cfg.seed)[0]
-        common = {
-            "calibration_sample": sample,
-            "opset": cfg.opset,
-            "batch_size": cfg.batch_size,
-            "dynamic_batch": cfg.dynamic_batch,
-        }
         shape = tuple(data.input_shape)
         with quantized_engine(engine_of(artifact)), tempfile.TemporaryDirectory(prefix="malak-qop-") as tmp:
-            export_torch_int8_qdq(artifact.module, shape, qdq, activation_type=cfg.activation_type, **common)
+            export_torch_int8_qdq(artifact.module, shape, qdq, cfg, calibration_sample=sample)
             staging = qdq
             if cfg.qoperator_activation_type != cfg.activation_type:  # the QOperator twin wants other types
                 staging = Path(tmp) / "qdq_for_qop.onnx"
-                export_torch_int8_qdq(
-                    artifact.module, shape, staging, activation_type=cfg.qoperator_activation_type, **common
-                )
+                qop_config = TorchQDQConfig.of(cfg, activation_type=cfg.qoperator_activation_type)
+                export_torch_int8_qdq(artifact.module, shape, staging, qop_config, calibration_sample=sample)
             qoperator_from_qdq(staging, qop)
         return {"source": "torch_int8", "torch_int8_backend": engine_of(artifact)}
 

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
-from pydantic import Field, PositiveInt
+from pydantic import PositiveInt
 
+from malak_pipe.mcu.configs import SimSettings
 from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
 
 
-class SimRunConfig(StageConfig):
-    """``num_images``: test images to run (null: the whole split). ``icount``: exact instruction
-    counting under QEMU (-icount shift=0). ``batch_images`` images go through one simulator
-    launch; a launch gets ``timeout_s`` + ``timeout_per_image_s`` per image before it is stopped."""
+class SimRunConfig(StageConfig, SimSettings):
+    """The images (``num_images`` of ``split``; null: the whole split) and the fields of
+    :class:`malak_pipe.mcu.configs.SimSettings`."""
 
-    backend: Literal["qemu", "renode"] = "qemu"
     split: Literal["test", "val"] = "test"
     num_images: PositiveInt | None = 1000
-    icount: bool = True
-    batch_images: PositiveInt = 2000
-    timeout_s: float = Field(default=60.0, gt=0)
-    timeout_per_image_s: float = Field(default=0.5, gt=0)
 
 
 class SimRun(Stage):
@@ -53,7 +48,7 @@ class SimRun(Stage):
     def run(self, cfg: SimRunConfig, ctx: StageContext) -> StageResult:
         import numpy as np
 
-        from malak_pipe.mcu.simulate import SimSettings, evaluate_firmware
+        from malak_pipe.mcu.simulate import evaluate_firmware
 
         data = ctx.load("data")
         split = getattr(data, cfg.split)
@@ -61,7 +56,6 @@ class SimRun(Stage):
         if cfg.num_images is not None:
             x, y = x[: cfg.num_images], y[: cfg.num_images]
         onnx_path = ctx.load("onnx_int8").path if ctx.has_input("onnx_int8") else None
-        settings = SimSettings(cfg.backend, cfg.icount, cfg.batch_images, cfg.timeout_s, cfg.timeout_per_image_s)
         with ctx.progress(len(x), f"{cfg.backend}: images") as bar:
             state = {"done": 0}
 
@@ -75,7 +69,7 @@ class SimRun(Stage):
                 ctx.load("sources"),
                 np.asarray(x, dtype=np.float32),
                 y,
-                settings,
+                cfg,
                 onnx_path=onnx_path,
                 progress=advance,
             )

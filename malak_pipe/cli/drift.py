@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +67,7 @@ def run_check(args: argparse.Namespace) -> int:
     reference = load_reference(args.reference)
     thresholds = reference.thresholds
     overrides = {"psi": args.psi, "output_psi": args.output_psi, "min_samples": args.min_samples}
-    thresholds = replace(thresholds, **{k: v for k, v in overrides.items() if v is not None})
+    thresholds = thresholds.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     array = read_array(args.inputs)
     x = prepare_inputs(
         array,

@@ -1,6 +1,8 @@
 """The timing core: warm-up excluded, N measured calls, robust summary statistics.
 
 The clock is injectable (``clock`` returns seconds), so tests can drive it with a fake clock.
+``warmup`` and ``runs`` have no defaults here: a profile's come from
+:class:`malak_pipe.deploy.configs.LatencyConfig`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class LatencyStats:
 
 
 def measure(
-    fn: Callable[[], Any], *, warmup: int = 10, runs: int = 200, clock: Callable[[], float] = time.perf_counter
+    fn: Callable[[], Any], *, warmup: int, runs: int, clock: Callable[[], float] = time.perf_counter
 ) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``runs`` times; the durations (seconds) of the latter."""
     if warmup < 0 or runs < 1:
@@ -71,8 +73,8 @@ def summarize(durations_s: Sequence[float], batch_size: int = 1) -> LatencyStats
 def time_call(
     fn: Callable[[], Any],
     *,
-    warmup: int = 10,
-    runs: int = 200,
+    warmup: int,
+    runs: int,
     batch_size: int = 1,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LatencyStats:

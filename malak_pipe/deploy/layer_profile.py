@@ -81,7 +81,7 @@ def _torch_macs(module: Any, output: Any) -> int:
 
 
 def torch_layer_profile(
-    module: Any, x: np.ndarray, *, runs: int = 20, engine: str | None = None, threads: int = 1
+    module: Any, x: np.ndarray, *, runs: int, threads: int, engine: str | None = None
 ) -> list[LayerStat]:
     """Per-leaf-module time and MACs of ``module`` on ``x`` with ``threads`` threads (slowest first)."""
     import torch
@@ -172,7 +172,7 @@ def _shape_of(entry: list[dict[str, list[int]]], index: int) -> list[int]:
     return next(iter(entry[index].values()), [])
 
 
-def ort_layer_profile(path: Path | str, x: np.ndarray, *, threads: int = 1, runs: int = 20) -> list[LayerStat]:
+def ort_layer_profile(path: Path | str, x: np.ndarray, *, runs: int, threads: int) -> list[LayerStat]:
     """Per-node time and MACs of an ONNX model in ONNX Runtime on ``x`` (sorted, slowest first)."""
     from malak_pipe.deploy.ort_runtime import make_session
 

@@ -11,7 +11,8 @@ and ONNX Runtime, then reports from ``/proc/self/status`` (Linux):
   above the loaded state while warm-up and measured calls run: activations, arenas, scratch;
 - ``peak_mb``: ``load_mb + inference_mb``, the model's footprint while it runs.
 
-    python -m malak_pipe.deploy.memprobe '{"kind": "onnx", "path": "m.onnx", "shape": [1, 8, 8]}'
+    python -m malak_pipe.deploy.memprobe \
+        '{"kind": "onnx", "path": "m.onnx", "shape": [1, 8, 8], "batch": 1, "threads": 1, "runs": 20}'
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def _trim() -> None:
 def _load(spec: dict[str, Any]) -> Any:
     import numpy as np
 
-    x = np.zeros((spec.get("batch", 1), *spec["shape"]), dtype=np.float32)
+    x = np.zeros((spec["batch"], *spec["shape"]), dtype=np.float32)
     if spec["kind"] == "onnx":
         from malak_pipe.deploy.ort_runtime import make_session
 
-        session = make_session(spec["path"], threads=spec.get("threads", 1))
+        session = make_session(spec["path"], threads=spec["threads"])
         feed = {session.get_inputs()[0].name: x}
         return lambda: session.run(None, feed)
     import torch
@@ -56,7 +57,7 @@ def _load(spec: dict[str, Any]) -> Any:
     from malak_pipe.artifacts import get_type
     from malak_pipe.deploy.torch_int8 import engine_of, quantized_engine
 
-    torch.set_num_threads(spec.get("threads", 1))
+    torch.set_num_threads(spec["threads"])
     artifact = get_type(spec["artifact_type"]).load(Path(spec["path"]))
     tensor = torch.from_numpy(x)
     engine = engine_of(artifact)
@@ -82,7 +83,7 @@ def measure_in_this_process(spec: dict[str, Any]) -> dict[str, float]:
     _trim()
     loaded = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
-    for _ in range(spec.get("runs", 20)):
+    for _ in range(spec["runs"]):
         fn()
     peak = _status_kb("VmHWM")
     load_mb, inference_mb = (loaded - base) / 1024, max(peak - loaded, 0) / 1024

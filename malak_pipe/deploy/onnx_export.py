@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from malak_pipe.deploy.artifact import OnnxModel, load_onnx
+from malak_pipe.deploy.configs import OnnxExportConfig
 from malak_pipe.errors import StageFailed
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-DEFAULT_OPSET = 18
 
 
 @contextlib.contextmanager
@@ -53,23 +53,20 @@ def export_onnx(
     module: Any,
     sample_shape: tuple[int, ...],
     path: Path | str,
-    *,
-    opset: int = DEFAULT_OPSET,
-    batch_size: int = 1,
-    dynamic_batch: bool = False,
-    require_bn_folded: bool = True,
+    config: OnnxExportConfig = OnnxExportConfig(),
 ) -> OnnxModel:
     """Write ``module`` (eval mode, float32) to ``path`` as one self-contained ONNX file.
 
-    The input is ``input`` of shape ``(batch_size, *sample_shape)``, frozen unless
-    ``dynamic_batch`` (then the batch axis is symbolic); the output is ``logits``. The file
-    passes ``onnx.checker``; with ``require_bn_folded`` a remaining BatchNormalization node
-    raises :class:`StageFailed`.
+    The input is ``input`` of shape ``(config.batch_size, *sample_shape)``, frozen unless
+    ``config.dynamic_batch`` (then the batch axis is symbolic); the output is ``logits``. The
+    file passes ``onnx.checker``; with ``config.require_bn_folded`` a remaining
+    BatchNormalization node raises :class:`StageFailed`.
     """
     import torch
 
     module = module.eval()
     path = Path(path)
+    batch_size, dynamic_batch = config.batch_size, config.dynamic_batch
     example_batch = max(batch_size, 2) if dynamic_batch else batch_size
     example = torch.zeros((example_batch, *sample_shape), dtype=torch.float32)
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},) if dynamic_batch else None
@@ -80,7 +77,7 @@ def export_onnx(
                 (example,),
                 None,
                 dynamo=True,
-                opset_version=opset,
+                opset_version=config.opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes=dynamic_shapes,
@@ -96,7 +93,7 @@ def export_onnx(
 
     onnx.save_model(program.model_proto, str(path), save_as_external_data=False)
     model = load_onnx(path)
-    if require_bn_folded and "BatchNormalization" in model.op_types:
+    if config.require_bn_folded and "BatchNormalization" in model.op_types:
         count = model.op_types.count("BatchNormalization")
         raise StageFailed(
             f"{count} BatchNormalization node(s) remain in the exported graph (not folded into a conv)",

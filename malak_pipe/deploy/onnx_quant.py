@@ -15,31 +15,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from malak_pipe.deploy.artifact import OnnxModel, load_onnx
+from malak_pipe.deploy.configs import OrtQuantConfig
 from malak_pipe.deploy.onnx_export import quiet_logs
 from malak_pipe.errors import ConfigError, StageFailed
-
-CalibrateMethod = Literal["minmax", "entropy", "percentile"]
-ActivationType = Literal["int8", "uint8"]
-
-
-@dataclass(frozen=True)
-class OrtQuantSettings:
-    """Knobs of :func:`quantize_ort_static` (see ``onnxruntime.quantization.quantize_static``)."""
-
-    calibrate_method: CalibrateMethod = "minmax"
-    per_channel: bool = True
-    activation_type: ActivationType = "uint8"
-    reduce_range: bool = False
-    percentile: float = 99.999
-    qoperator_activation_type: ActivationType = "uint8"
-    entropy_bins: int = 2048
 
 
 def chunk_for_model(batches: Iterable[np.ndarray], fixed_batch: int | None) -> Iterator[np.ndarray]:
@@ -146,11 +130,11 @@ def quantize_ort_static(
     fp32: OnnxModel,
     calibration: Iterable[np.ndarray],
     qdq_path: Path | str,
+    config: OrtQuantConfig = OrtQuantConfig(),
     *,
-    settings: OrtQuantSettings = OrtQuantSettings(),
     qoperator_path: Path | str | None = None,
 ) -> tuple[OnnxModel, OnnxModel | None]:
-    """Quantize ``fp32`` to QDQ at ``qdq_path`` (and QOperator at ``qoperator_path``).
+    """Quantize ``fp32`` to QDQ at ``qdq_path`` (and QOperator at ``qoperator_path``) as ``config`` says.
 
     ``calibration`` yields float32 arrays (N x C x H x W) taken from the TRAIN split; they are
     re-cut to the model's frozen batch size. Returns the loaded, checked models.
@@ -165,23 +149,23 @@ def quantize_ort_static(
             hint="raise calibration_batches / calibration_batch_size",
         )
     extra = {"ActivationSymmetric": False, "WeightSymmetric": True, "QuantizeBias": True}
-    if settings.calibrate_method == "percentile":
-        extra["CalibPercentile"] = settings.percentile
+    if config.calibrate_method == "percentile":
+        extra["CalibPercentile"] = config.percentile
     with tempfile.TemporaryDirectory(prefix="malak-quant-") as tmp:
         prepared = preprocess(fp32.path, Path(tmp) / "prepared.onnx")
         cache = Path(tmp) / "calibration.json"
         common = {
-            "per_channel": settings.per_channel,
-            "reduce_range": settings.reduce_range,
+            "per_channel": config.per_channel,
+            "reduce_range": config.reduce_range,
             "weight_type": _quant_type("int8"),
-            "calibrate_method": _calibrate_method(settings.calibrate_method),
+            "calibrate_method": _calibrate_method(config.calibrate_method),
             "calibration_cache_path": cache,
         }
-        if settings.calibrate_method == "entropy":
-            _entropy_calibration(prepared, _calibration_reader(input_name, arrays), cache, settings.entropy_bins)
-        runs = [(qdq_path, QuantFormat.QDQ, settings.activation_type)]
+        if config.calibrate_method == "entropy":
+            _entropy_calibration(prepared, _calibration_reader(input_name, arrays), cache, config.entropy_bins)
+        runs = [(qdq_path, QuantFormat.QDQ, config.activation_type)]
         if qoperator_path is not None:
-            runs.append((qoperator_path, QuantFormat.QOperator, settings.qoperator_activation_type))
+            runs.append((qoperator_path, QuantFormat.QOperator, config.qoperator_activation_type))
         for out_path, fmt, act in runs:
             try:
                 with quiet_logs("onnxruntime"):

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from malak_pipe.deploy.configs import LatencyConfig, ProfileConfig
 from malak_pipe.deploy.latency import LatencyStats, measure, summarize
 
 BASELINE = "torch_fp32"
@@ -77,7 +78,7 @@ def runner(variant: ModelVariant, x: np.ndarray, threads: int, **session_kwargs:
 
 
 def peak_memory(
-    variant: ModelVariant, sample_shape: Sequence[int], *, batch_size: int = 1, threads: int = 1, runs: int = 20
+    variant: ModelVariant, sample_shape: Sequence[int], *, batch_size: int, threads: int, runs: int
 ) -> dict[str, float] | None:
     """Load / inference / peak RSS of ``variant`` measured in a fresh process (see memprobe).
 
@@ -94,6 +95,38 @@ def peak_memory(
         return None
     spec.update(shape=list(sample_shape), batch=batch_size, threads=threads, runs=runs)
     return probe(spec)
+
+
+def memory_table(
+    variants: Sequence[ModelVariant], sample_shape: Sequence[int], config: ProfileConfig
+) -> dict[str, dict[str, float] | None]:
+    """:func:`peak_memory` of every variant at the primary setting, ``config.memory_runs`` calls each."""
+    batch_size, threads = config.batch_sizes[0], config.threads[0]
+    return {
+        v.name: peak_memory(v, sample_shape, batch_size=batch_size, threads=threads, runs=config.memory_runs)
+        for v in variants
+    }
+
+
+# -- per-layer tables ---------------------------------------------------------------------------
+
+
+def layer_tables(
+    variants: Sequence[ModelVariant], sample_shape: Sequence[int], config: ProfileConfig
+) -> dict[str, list[dict[str, Any]]]:
+    """Per-layer profile (slowest first) of every variant at batch size 1 and the first thread count."""
+    from malak_pipe.deploy.layer_profile import ort_layer_profile, torch_layer_profile
+
+    x = np.random.default_rng(0).standard_normal((1, *sample_shape)).astype(np.float32)
+    runs, threads = config.per_layer_runs, config.threads[0]
+    tables = {}
+    for v in variants:
+        if v.kind == "onnx":
+            layers = ort_layer_profile(v.model, x, runs=runs, threads=threads)
+        else:
+            layers = torch_layer_profile(v.model, x, runs=runs, threads=threads, engine=v.engine)
+        tables[v.name] = [layer.as_dict() for layer in layers]
+    return tables
 
 
 # -- latency table -----------------------------------------------------------------------------
@@ -130,19 +163,19 @@ def time_setting(
     sample_shape: Sequence[int],
     batch_size: int,
     threads: int,
+    timing: LatencyConfig,
     *,
-    warmup: int = 10,
-    runs: int = 200,
-    rounds: int = 10,
     clock: Callable[[], float] = time.perf_counter,
     seed: int = 0,
 ) -> list[LatencyRow]:
     """Time every variant at one setting on the same random batch, interleaved.
 
-    Each variant gets ``warmup`` untimed calls, then the ``runs`` timed calls are split into
-    ``rounds`` blocks taken in turn (variant A block 1, B block 1, ..., A block 2...), so a
-    load change on a shared machine hits every variant alike and the ratios stay fair.
+    Each variant gets ``timing.warmup`` untimed calls, then the ``timing.runs`` timed calls
+    are split into ``timing.rounds`` blocks taken in turn (variant A block 1, B block 1, ...,
+    A block 2...), so a load change on a shared machine hits every variant alike and the
+    ratios stay fair.
     """
+    warmup, runs, rounds = timing.warmup, timing.runs, timing.rounds
     x = np.random.default_rng(seed).standard_normal((batch_size, *sample_shape)).astype(np.float32)
     skipped = {v.name: _frozen_skip(v, batch_size) for v in variants}
     active = [v for v in variants if skipped[v.name] is None]
@@ -176,20 +209,21 @@ def add_speedups(rows: list[LatencyRow], baseline: str = BASELINE) -> None:
 def profile_variants(
     variants: Sequence[ModelVariant],
     sample_shape: Sequence[int],
+    config: ProfileConfig = ProfileConfig(),
     *,
-    batch_sizes: Sequence[int] = (1,),
-    threads: Sequence[int] = (1,),
-    warmup: int = 10,
-    runs: int = 200,
-    rounds: int = 10,
     clock: Callable[[], float] = time.perf_counter,
+    progress: Callable[[int], Any] | None = None,
 ) -> list[LatencyRow]:
-    """Every variant at every (batch size, threads) setting (see :func:`time_setting`), with speed-ups."""
-    rows = [
-        row
-        for b in batch_sizes
-        for t in threads
-        for row in time_setting(variants, sample_shape, b, t, warmup=warmup, runs=runs, rounds=rounds, clock=clock)
-    ]
+    """Every variant at every (batch size, threads) setting of ``config`` (see :func:`time_setting`).
+
+    Rows come batch size by batch size, thread count by thread count, with speed-ups filled in;
+    ``progress(len(variants))`` is called after each setting.
+    """
+    rows = []
+    for batch_size in config.batch_sizes:
+        for threads in config.threads:
+            rows += time_setting(variants, sample_shape, batch_size, threads, config, clock=clock)
+            if progress is not None:
+                progress(len(variants))
     add_speedups(rows)
     return rows

@@ -11,10 +11,10 @@ import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from malak_pipe.errors import StageFailed, StageSkipped
+from malak_pipe.mcu.configs import BuildOptions
 from malak_pipe.mcu.files import firmware_root
 from malak_pipe.mcu.target import TargetConfig
 
@@ -33,15 +33,6 @@ RAM_SECTIONS = (".data", ".bss", ".stack")
 IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """Compiler settings of a firmware build."""
-
-    opt_level: str = "-O3"
-    stack_bytes: int = 4096
-    extra_cflags: tuple[str, ...] = ()
-
-
 def arm_tool(name: str) -> str:
     """Path of an arm-none-eabi tool; StageSkipped with the install hint when absent."""
     found = shutil.which(f"arm-none-eabi-{name}")
@@ -54,7 +45,7 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     flags = [f"-mcpu={target.cpu}", "-mthumb", f"-mfloat-abi={target.float_abi}"]
     if target.float_abi != "soft":
         flags.append(f"-mfpu={target.fpu}")
-    flags += [options.opt_level, "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+    flags += [f"-{options.opt_level}", "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
     flags += [
         "-fno-strict-aliasing",
         f"-DMK_TIMER_{target.timer.upper()}",

@@ -15,6 +15,8 @@ from malak_pipe.errors import StageFailed, StageSkipped
 from malak_pipe.mcu import simio
 
 INSTALL_HINT = "install QEMU: apt-get install qemu-system-arm"
+DEFAULT_MACHINE = "mps2-an500"
+"""The machine when none is given: qemu_machine of conf/target/mps2_an500.yaml (the stages pass the target's)."""
 EXIT_CODES = {
     2: "the firmware could not open input.bin/output.bin through semihosting",
     3: "input.bin does not match the model compiled into the firmware (input/output size)",
@@ -33,7 +35,7 @@ def qemu_binary() -> str:
     return found
 
 
-def qemu_command(elf: Path, machine: str = "mps2-an500", icount: bool = True) -> list[str]:
+def qemu_command(elf: Path, machine: str = DEFAULT_MACHINE, icount: bool = True) -> list[str]:
     command = [qemu_binary(), "-M", machine, "-nographic", "-monitor", "none", "-serial", "null"]
     command += ["-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     if icount:
@@ -60,7 +62,7 @@ def run_firmware(
     elf: Path,
     prepare: Callable[[Path], None],
     *,
-    machine: str = "mps2-an500",
+    machine: str = DEFAULT_MACHINE,
     icount: bool = True,
     timeout_s: float = 120.0,
     on_progress: Callable[[int], None] | None = None,
@@ -91,7 +93,7 @@ def run_images(
     output_bytes: int,
     layers: int,
     *,
-    machine: str = "mps2-an500",
+    machine: str = DEFAULT_MACHINE,
     icount: bool = True,
     timeout_s: float = 120.0,
     on_progress: Callable[[int], None] | None = None,
@@ -113,7 +115,9 @@ def run_images(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def calibrate(elf: Path, iterations: int, *, machine: str = "mps2-an500", timeout_s: float = 60.0) -> tuple[int, int]:
+def calibrate(
+    elf: Path, iterations: int, *, machine: str = DEFAULT_MACHINE, timeout_s: float = 60.0
+) -> tuple[int, int]:
     """(instructions executed by the calibration loop, timer ticks measured around it)."""
     workdir, _ = run_firmware(
         elf, lambda d: simio.write_calibration(d / "input.bin", iterations), machine=machine, timeout_s=timeout_s
@@ -125,7 +129,7 @@ def calibrate(elf: Path, iterations: int, *, machine: str = "mps2-an500", timeou
     return 2 * n, ticks
 
 
-def run_cases(elf: Path, cases_bin: bytes, *, machine: str = "mps2-an500", timeout_s: float = 60.0) -> bytes:
+def run_cases(elf: Path, cases_bin: bytes, *, machine: str = DEFAULT_MACHINE, timeout_s: float = 60.0) -> bytes:
     """Run the kernel harness firmware on ``cases.bin``; the bytes of ``out.bin``."""
     workdir, _ = run_firmware(
         elf, lambda d: (d / "cases.bin").write_bytes(cases_bin), machine=machine, icount=False, timeout_s=timeout_s

@@ -26,7 +26,6 @@ INSTALL_HINT = (
     "install Renode (https://github.com/renode/renode/releases: the renode_*.deb package, or the "
     "portable linux tarball with `renode` on PATH); see renode/README.md"
 )
-MIPS = 480
 DONE = 0x454E4F44
 OUTPUT_OFFSET = 0x100 + 0x00800000
 
@@ -58,7 +57,7 @@ def script(elf: Path, workdir: Path, input_bytes: int, seconds: float, target: T
     lines = [
         'mach create "mk"',
         f"machine LoadPlatformDescription @{renode_dir() / 'stm32h743.repl'}",
-        f"cpu PerformanceInMips {MIPS}",
+        f"cpu PerformanceInMips {target.clock_hz // 1_000_000}",  # one instruction per cycle
         f"sysbus LoadELF @{elf}",
         f"sysbus LoadBinary @{workdir / 'input.bin'} {base + 0x100:#x}",
         f"sysbus WriteDoubleWord {base:#x} {input_bytes}",

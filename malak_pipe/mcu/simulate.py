@@ -11,27 +11,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from malak_pipe.errors import ConfigError, StageFailed
 from malak_pipe.mcu import qemu, renode, simio
+from malak_pipe.mcu.configs import SimSettings
 from malak_pipe.mcu.golden import quantize_input, run_golden
 from malak_pipe.mcu.ir import IntGraph
 from malak_pipe.mcu.target import TargetConfig
-
-
-@dataclass(frozen=True)
-class SimSettings:
-    """How to run: backend, exact instruction counting, batching and the time limit."""
-
-    backend: str = "qemu"
-    icount: bool = True
-    batch_images: int = 2000
-    timeout_s: float = 60.0
-    timeout_per_image_s: float = 0.5
 
 
 def _run_batch(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
 
 class TargetConfig(BaseModel):
@@ -16,6 +16,9 @@ class TargetConfig(BaseModel):
     -icount shift=0), the DWT cycle counter, or nothing. ``io``: how the runner reads
     input.bin and writes output.bin: semihosting (QEMU, a debugger on a board) or a memory
     mailbox at ``mailbox_address`` that the simulator fills and reads (Renode).
+
+    The clock and the timer are facts of one board, so they have no default: every target
+    YAML states them (and, to be read on its own, every other field too).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,9 +31,9 @@ class TargetConfig(BaseModel):
     linker_script: str
     flash_bytes: PositiveInt
     ram_bytes: PositiveInt
-    clock_hz: PositiveInt = Field(default=480_000_000)
-    timer: Literal["cmsdk", "dwt", "none"] = "cmsdk"
-    instructions_per_tick: PositiveInt = 40
+    clock_hz: PositiveInt
+    timer: Literal["cmsdk", "dwt", "none"]
+    instructions_per_tick: PositiveInt
     io: Literal["semihosting", "mailbox"] = "semihosting"
     mailbox_address: int = 0x70000000
     qemu_machine: str | None = None

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from malak_pipe.deploy.artifact import load_onnx
+from malak_pipe.deploy.configs import OnnxExportConfig
 from malak_pipe.deploy.onnx_export import check_parity, compare_logits, export_onnx, torch_logits
 from malak_pipe.deploy.ort_runtime import OrtPredictor
 from malak_pipe.engine.standalone import run_stage
@@ -49,7 +50,7 @@ def test_zoo_model_exports_with_bn_folded_and_matches_pytorch(name, tmp_path):
 
 
 def test_dynamic_batch_axis(tmp_path, trained):
-    model = export_onnx(trained, (1, 8, 8), tmp_path / "dyn.onnx", dynamic_batch=True)
+    model = export_onnx(trained, (1, 8, 8), tmp_path / "dyn.onnx", OnnxExportConfig(dynamic_batch=True))
     dim = model.proto.graph.input[0].type.tensor_type.shape.dim[0]
     assert not dim.HasField("dim_value")
     predictor = OrtPredictor(model.path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from malak_pipe.deploy.configs import ProfileConfig
 from malak_pipe.deploy.latency import measure, summarize, time_call
 from malak_pipe.deploy.layer_profile import ort_layer_profile, torch_layer_profile
 from malak_pipe.deploy.onnx_export import export_onnx
@@ -82,14 +83,15 @@ class SlowFirstCall(torch.nn.Module):
 
 def test_runner_excludes_a_model_first_call_cost():
     model = SlowFirstCall()
-    (row,) = profile_variants([ModelVariant("torch_fp32", "torch", model)], (1, 2, 2), warmup=1, runs=12, rounds=4)
+    config = ProfileConfig(warmup=1, runs=12, rounds=4)
+    (row,) = profile_variants([ModelVariant("torch_fp32", "torch", model)], (1, 2, 2), config)
     assert model.calls == 13 and row.stats.runs == 12 and row.stats.max_ms < 5.0
 
 
 def test_variants_rows_speedups_and_frozen_batch(tmp_path, trained):
     onnx_path = export_onnx(trained, (1, 8, 8), tmp_path / "m.onnx").path
     variants = [ModelVariant("torch_fp32", "torch", trained), ModelVariant("onnx_fp32", "onnx", onnx_path)]
-    rows = profile_variants(variants, (1, 8, 8), batch_sizes=[1, 2], warmup=2, runs=5)
+    rows = profile_variants(variants, (1, 8, 8), ProfileConfig(batch_sizes=(1, 2), warmup=2, runs=5))
     by_key = {(r.variant, r.batch_size): r for r in rows}
     assert by_key[("torch_fp32", 1)].speedup_vs_torch_fp32 == pytest.approx(1.0)
     assert by_key[("onnx_fp32", 1)].speedup_vs_torch_fp32 > 0
@@ -102,12 +104,12 @@ def test_variants_rows_speedups_and_frozen_batch(tmp_path, trained):
 
 def test_per_layer_profiles(tmp_path, trained):
     x = np.zeros((1, 1, 8, 8), dtype=np.float32)
-    layers = torch_layer_profile(trained, x, runs=3)
+    layers = torch_layer_profile(trained, x, runs=3, threads=1)
     conv1 = next(layer for layer in layers if layer.name == "conv1")
     assert conv1.macs == 16 * 8 * 8 * 9 and conv1.params == 16 * 9 + 16 and conv1.time_ms > 0
     assert sum(layer.share for layer in layers) == pytest.approx(1.0)
     onnx_path = export_onnx(trained, (1, 8, 8), tmp_path / "m.onnx").path
-    ort_layers = ort_layer_profile(onnx_path, x, runs=3)
+    ort_layers = ort_layer_profile(onnx_path, x, runs=3, threads=1)
     assert {layer.op for layer in ort_layers} & {"Conv", "FusedConv"}
     assert sum(layer.macs for layer in ort_layers) >= sum(layer.macs for layer in layers) * 0.9
 
@@ -134,7 +136,8 @@ def test_profile_stage(artifacts, tmp_path):
 def test_peak_memory_in_a_fresh_process(artifacts, trained):
     variant = ModelVariant("torch_int8", "torch", None, path=artifacts["torch_model_int8"],
                            artifact_type="torch_model_int8")  # fmt: skip
-    memory = peak_memory(variant, (1, 8, 8), runs=3)
+    memory = peak_memory(variant, (1, 8, 8), batch_size=1, threads=1, runs=3)
     assert memory is not None and memory["load_mb"] >= 0 and memory["inference_mb"] >= 0
     assert memory["peak_mb"] == pytest.approx(memory["load_mb"] + memory["inference_mb"])
-    assert peak_memory(ModelVariant("x", "torch", trained), (1, 8, 8)) is None  # no file: nothing to probe
+    no_file = ModelVariant("x", "torch", trained)
+    assert peak_memory(no_file, (1, 8, 8), batch_size=1, threads=1, runs=3) is None  # no file: nothing to probe

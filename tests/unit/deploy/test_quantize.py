@@ -8,11 +8,13 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from malak_pipe.deploy.configs import OrtQuantConfig, TorchQDQConfig
+from malak_pipe.deploy.fake_quant_twin import QParams
 from malak_pipe.deploy.onnx_export import export_onnx
-from malak_pipe.deploy.onnx_quant import OrtQuantSettings, chunk_for_model, quantize_ort_static
+from malak_pipe.deploy.onnx_quant import chunk_for_model, quantize_ort_static
 from malak_pipe.deploy.ort_runtime import OrtPredictor, agreement
 from malak_pipe.deploy.torch_int8 import int8_logits
-from malak_pipe.deploy.torch_qdq import QParams, export_torch_int8_qdq
+from malak_pipe.deploy.torch_qdq import export_torch_int8_qdq
 from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
 from malak_pipe.stages.export_onnx import ExportONNX
@@ -49,7 +51,7 @@ def test_ort_static_qdq_is_per_channel_int8_with_int32_bias(tmp_path, trained, d
     calibration = [b.numpy() for b in digits.calibration_batches(4, 32)]
     qdq, qop = quantize_ort_static(
         fp32, calibration, tmp_path / "qdq.onnx", qoperator_path=tmp_path / "qop.onnx",
-        settings=OrtQuantSettings(calibrate_method="minmax"),
+        config=OrtQuantConfig(calibrate_method="minmax"),
     )  # fmt: skip
     weights, biases, act_zp = _qdq_layout(qdq.path)
     assert len(weights) == 5 and all(w == (np.int8, 1, False) for w in weights)  # symmetric per-channel int8
@@ -71,7 +73,9 @@ def test_qparams_int8_shift_is_exact():
 def test_torch_int8_export_agrees_with_torch_on_digits(tmp_path, int8_artifact, digits):
     path = tmp_path / "torch_qdq.onnx"
     sample = digits.calibration_batches(1, 32)[0]
-    export_torch_int8_qdq(int8_artifact.module, (1, 8, 8), path, calibration_sample=sample, activation_type="int8")
+    export_torch_int8_qdq(
+        int8_artifact.module, (1, 8, 8), path, TorchQDQConfig(activation_type="int8"), calibration_sample=sample
+    )
     weights, biases, act_zp = _qdq_layout(path)
     assert len(weights) == 5 and all(w == (np.int8, 1, False) for w in weights)
     assert biases and all(b == np.int32 for b in biases)
@@ -118,7 +122,7 @@ def test_entropy_calibration_clips_ranges(tmp_path, trained, digits):
     fp32 = export_onnx(trained, (1, 8, 8), tmp_path / "fp32.onnx")
     calibration = [b.numpy() for b in digits.calibration_batches(2, 32)]
     minmax, _ = quantize_ort_static(fp32, calibration, tmp_path / "minmax.onnx")
-    settings = OrtQuantSettings(calibrate_method="entropy", entropy_bins=512)
-    entropy, _ = quantize_ort_static(fp32, calibration, tmp_path / "entropy.onnx", settings=settings)
+    config = OrtQuantConfig(calibrate_method="entropy", entropy_bins=512)
+    entropy, _ = quantize_ort_static(fp32, calibration, tmp_path / "entropy.onnx", config)
     wide, narrow = _activation_scales(minmax.path), _activation_scales(entropy.path)
     assert wide.shape == narrow.shape and (narrow <= wide * 1.0001).all() and (narrow < 0.95 * wide).any()
