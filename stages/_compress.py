@@ -1,4 +1,6 @@
-"""What the six compression stages share: the reference metrics and the standard report.
+"""What the six compression stages share: the library config, the reference metrics, saving the
+output with the standard report, and the progress bar, figures and warnings of their training
+(which the train stage uses too).
 
 ``reference_metrics`` reads an upstream node's metrics (ctx.input_metrics) and evaluates the
 upstream model itself only when they lack the accuracy figures; ``standard_metrics`` evaluates
@@ -10,14 +12,16 @@ Imports torch only inside the functions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from malak_pipe.errors import ConfigError
+from pydantic import BaseModel
+
 from malak_pipe.models.config import ModelConfig
-from malak_pipe.stage import StageContext
+from malak_pipe.stage import StageConfig, StageContext
 from malak_pipe.training.settings import FitSettings
 
 BASELINE = "baseline"
+C = TypeVar("C", bound=BaseModel)
 
 COMPRESSION_SUMMARY = {
     "test_top1": "top1 {:.2%}",
@@ -126,28 +130,70 @@ def int8_size_metrics(source: Any, int8: Any, input_shape: tuple[int, ...], save
     }
 
 
-def check_model_matches_data(model: ModelConfig, data: Any, path: str) -> None:
-    """ConfigError when a zoo model's input channels or class count disagree with the data."""
-    if model.name == "factory":
-        return
-    expected = {"in_channels": data.input_shape[0], "num_classes": data.num_classes}
-    for field, value in expected.items():
-        if getattr(model, field) != value:
-            raise ConfigError(
-                f"{path}.{field} is {getattr(model, field)} but the dataset has {value}",
-                path=f"{path}.{field}",
-                hint=f"set {path}.{field}={value} or leave it to follow the data group",
-            )
+def library_config(cfg: StageConfig, config_class: type[C]) -> C:
+    """The library's config object of a technique, from the stage config that extends it."""
+    return config_class(**cfg.model_dump(include=set(config_class.model_fields)))
 
 
-def finetune(module: Any, data: Any, settings: FitSettings | None, ctx: StageContext, label: str) -> Any:
-    """Fine-tune ``module`` with a progress bar; None when ``settings`` is None."""
-    from malak_pipe.training import fit, total_steps
+def save_int8(ctx: StageContext, data: Any, source: Any, quantizer: Any, int8: Any, input_metrics: Any = None) -> Any:
+    """Save ``int8`` (quantized from ``source``) as the ``model`` output; its standard metrics.
 
-    if settings is None:
-        return None
-    with ctx.progress(total_steps(data, settings), label) as bar:
-        return fit(module, data, settings, progress=bar)
+    Sizes are artifact file against artifact file (``int8_size_metrics``); ``input_metrics``
+    default to the ``model`` input's (see :func:`reference_metrics`).
+    """
+    from malak_pipe.compress import QuantizedModelArtifact
+
+    if input_metrics is None:
+        input_metrics = reference_metrics(ctx, "model", source.module, data)
+    recipe = quantizer.recipe(source.module, data.input_shape)
+    saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+    size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
+    return standard_metrics(ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics, file_sizes=True)
+
+
+def save_float(
+    ctx: StageContext,
+    data: Any,
+    config: ModelConfig,
+    module: Any,
+    input_metrics: dict[str, Any],
+    size_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Save the float ``module`` of architecture ``config`` as the ``model`` output; its standard metrics.
+
+    ``size_metrics`` default to :func:`malak_pipe.models.model_metrics` of ``module``.
+    """
+    from malak_pipe.models import ModelArtifact, model_metrics
+
+    ctx.save("model", ModelArtifact(config=config, module=module))
+    if size_metrics is None:
+        size_metrics = model_metrics(module, data.input_shape)
+    return standard_metrics(ctx, data, module, size_metrics=size_metrics, input_metrics=input_metrics)
+
+
+def prune_and_finetune(ctx: StageContext, pruner: Any, module: Any, data: Any, settings: FitSettings | None) -> list:
+    """Run ``pruner`` on ``module`` in place with a progress bar; the loss curve of all its fine-tuning."""
+    batches = pruner.finetune_batches(len(data.train.y), settings)
+    with ctx.progress(batches or None, "prune") as bar:
+        results = pruner.run(module, data, settings, progress=bar)
+    return [loss for result in results for loss in result.loss_curve]
+
+
+def training_progress(ctx: StageContext, data: Any, settings: FitSettings, label: str) -> Any:
+    """The progress bar of one fit with ``settings`` on ``data``."""
+    from malak_pipe.training import total_steps
+
+    return ctx.progress(total_steps(data, settings), label)
+
+
+def fit_metrics(result: Any, settings: FitSettings) -> dict[str, Any]:
+    """best_epoch, epochs, loss_curve and val_curve of a fit."""
+    return {
+        "best_epoch": result.best_epoch,
+        "epochs": settings.epochs,
+        "loss_curve": result.loss_curve,
+        "val_curve": result.val_curve,
+    }
 
 
 def smoke_warnings(settings: FitSettings | None) -> list[str]:

@@ -21,10 +21,12 @@ from malak_pipe.training.settings import FitSettings
 
 from ._compress import (
     COMPRESSION_SUMMARY,
-    check_model_matches_data,
+    fit_metrics,
+    library_config,
     reference_metrics,
+    save_float,
     smoke_warnings,
-    standard_metrics,
+    training_progress,
 )
 
 
@@ -54,25 +56,15 @@ class Distill(Stage):
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import KnowledgeDistiller
-        from malak_pipe.models import ModelArtifact, model_metrics
-        from malak_pipe.training import total_steps
 
         cfg = cast(DistillStageConfig, cfg)
-        data = ctx.load("data")
-        teacher = ctx.load("teacher")
+        data, teacher = ctx.load("data"), ctx.load("teacher")
         teacher_metrics = reference_metrics(ctx, "teacher", teacher.module, data)
         student_config, student = self._student(cfg, ctx, data)
-        distiller = KnowledgeDistiller(DistillConfig(**cfg.model_dump(include=set(DistillConfig.model_fields))))
-        with ctx.progress(total_steps(data, cfg.train), "distill") as bar:
+        distiller = KnowledgeDistiller(library_config(cfg, DistillConfig))
+        with training_progress(ctx, data, cfg.train, "distill") as bar:
             result = distiller.fit(student, teacher.module, data, cfg.train, progress=bar)
-        ctx.save("model", ModelArtifact(config=student_config, module=student))
-        metrics: dict[str, Any] = standard_metrics(
-            ctx,
-            data,
-            student,
-            size_metrics=model_metrics(student, data.input_shape),
-            input_metrics=teacher_metrics,
-        )
+        metrics: dict[str, Any] = save_float(ctx, data, student_config, student, teacher_metrics)
         metrics.update(
             {
                 "teacher_test_top1": teacher_metrics["test_top1"],
@@ -80,10 +72,7 @@ class Distill(Stage):
                 "teacher_student_gap_pp": (teacher_metrics["test_top1"] - metrics["test_top1"]) * 100.0,
                 "teacher_params": teacher_metrics.get("params"),
                 "student_from": "input" if ctx.has_input("student") else "scratch",
-                "best_epoch": result.best_epoch,
-                "epochs": cfg.train.epochs,
-                "loss_curve": result.loss_curve,
-                "val_curve": result.val_curve,
+                **fit_metrics(result, cfg.train),
             }
         )
         return StageResult(metrics=metrics, warnings=smoke_warnings(cfg.train))
@@ -91,7 +80,7 @@ class Distill(Stage):
     @staticmethod
     def _student(cfg: DistillStageConfig, ctx: StageContext, data: Any) -> tuple[ModelConfig, Any]:
         """(config, module) of the student: the wired input, else a fresh zoo model."""
-        from malak_pipe.models import build_model
+        from malak_pipe.models import build_model, check_model_fits_data
         from malak_pipe.training import seed_everything
 
         if ctx.has_input("student"):
@@ -104,6 +93,6 @@ class Distill(Stage):
                 hint="set student: ${model} (the run's model) or a model config "
                 "such as {name: simple_cnn, width_mult: 0.5}",
             )
-        check_model_matches_data(cfg.student, data, "student")
+        check_model_fits_data(cfg.student, data.input_shape, data.num_classes, "student")
         seed_everything(cfg.train.seed)
         return cfg.student, build_model(cfg.student)

@@ -16,7 +16,14 @@ from malak_pipe.compress.configs import MagnitudePruneConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import COMPRESSION_SUMMARY, reference_metrics, smoke_warnings, standard_metrics
+from ._compress import (
+    COMPRESSION_SUMMARY,
+    library_config,
+    prune_and_finetune,
+    reference_metrics,
+    save_float,
+    smoke_warnings,
+)
 
 SPARSITY_TOLERANCE = 0.01
 
@@ -42,23 +49,16 @@ class PruneMagnitude(Stage):
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import MagnitudePruner
         from malak_pipe.compress.magnitude import dense_size_bytes, sparse_size_bytes
-        from malak_pipe.models import ModelArtifact, model_metrics
 
         cfg = cast(PruneMagnitudeConfig, cfg)
-        data = ctx.load("data")
-        source = ctx.load("model")
-        input_metrics = reference_metrics(ctx, "model", source.module, data)
-        pruner = MagnitudePruner(MagnitudePruneConfig(**cfg.model_dump(include=set(MagnitudePruneConfig.model_fields))))
+        data, source = ctx.load("data"), ctx.load("model")
         module = source.module
-        steps = _fit_steps(pruner, data, cfg.finetune)
-        with ctx.progress(steps or None, "prune") as bar:
-            results = pruner.run(module, data, cfg.finetune, progress=bar)
+        input_metrics = reference_metrics(ctx, "model", module, data)
+        pruner = MagnitudePruner(library_config(cfg, MagnitudePruneConfig))
+        loss_curve = prune_and_finetune(ctx, pruner, module, data, cfg.finetune)
         pruner.remove_masks(module)
-        ctx.save("model", ModelArtifact(config=source.config, module=module))
+        metrics: dict[str, Any] = save_float(ctx, data, source.config, module, input_metrics)
         sparsity = pruner.sparsity(module)
-        metrics: dict[str, Any] = standard_metrics(
-            ctx, data, module, size_metrics=model_metrics(module, data.input_shape), input_metrics=input_metrics
-        )
         sparse, dense = sparse_size_bytes(module), dense_size_bytes(module)
         metrics.update(
             {
@@ -69,20 +69,10 @@ class PruneMagnitude(Stage):
                 "dense_weight_bytes": dense,
                 "sparse_compression": dense / sparse if sparse else None,
                 "sparsity_schedule": pruner.schedule(),
-                "loss_curve": [loss for result in results for loss in result.loss_curve],
+                "loss_curve": loss_curve,
             }
         )
         return StageResult(metrics=metrics, warnings=_warnings(cfg, sparsity["overall"]))
-
-
-def _fit_steps(pruner: Any, data: Any, settings: FitSettings | None) -> int:
-    """Batches of all the fine-tuning (between steps and after the last), for the progress bar."""
-    from malak_pipe.training import steps_per_epoch
-
-    if settings is None:
-        return 0
-    between = pruner.config.epochs_per_step * (len(pruner.schedule()) - 1)
-    return (settings.epochs + between) * steps_per_epoch(len(data.train.y), settings)
 
 
 def _warnings(cfg: PruneMagnitudeConfig, achieved: float) -> list[str]:

@@ -16,7 +16,14 @@ from malak_pipe.compress.configs import StructuredPruneConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import COMPRESSION_SUMMARY, reference_metrics, smoke_warnings, standard_metrics
+from ._compress import (
+    COMPRESSION_SUMMARY,
+    library_config,
+    prune_and_finetune,
+    reference_metrics,
+    save_float,
+    smoke_warnings,
+)
 
 
 class PruneStructuredConfig(StageConfig, StructuredPruneConfig):
@@ -42,11 +49,10 @@ class PruneStructured(Stage):
 
         from malak_pipe.compress import StructuredPruner
         from malak_pipe.compress.report import latency_ms
-        from malak_pipe.models import ModelArtifact, model_metrics
+        from malak_pipe.models import model_metrics
 
         cfg = cast(PruneStructuredConfig, cfg)
-        data = ctx.load("data")
-        source = ctx.load("model")
+        data, source = ctx.load("data"), ctx.load("model")
         module = source.module
         input_metrics = reference_metrics(ctx, "model", module, data)
         before = model_metrics(module, data.input_shape)
@@ -54,18 +60,13 @@ class PruneStructured(Stage):
         torch.set_num_threads(1)
         try:
             input_latency = latency_ms(module, data.input_shape)
-            pruner = StructuredPruner(
-                StructuredPruneConfig(**cfg.model_dump(include=set(StructuredPruneConfig.model_fields)))
-            )
-            batches = _fit_batches(cfg, len(data.train.y))
-            with ctx.progress(batches or None, "prune") as bar:
-                results = pruner.run(module, data, cfg.finetune, progress=bar)
+            pruner = StructuredPruner(library_config(cfg, StructuredPruneConfig))
+            loss_curve = prune_and_finetune(ctx, pruner, module, data, cfg.finetune)
             latency = latency_ms(module, data.input_shape)
         finally:
             torch.set_num_threads(threads)
-        ctx.save("model", ModelArtifact(config=source.config, module=module))
         after = model_metrics(module, data.input_shape)
-        metrics: dict[str, Any] = standard_metrics(ctx, data, module, size_metrics=after, input_metrics=input_metrics)
+        metrics: dict[str, Any] = save_float(ctx, data, source.config, module, input_metrics, after)
         metrics.update(
             {
                 "input_params": before["params"],
@@ -76,7 +77,7 @@ class PruneStructured(Stage):
                 "latency_ms_batch1": latency,
                 "input_latency_ms_batch1": input_latency,
                 "latency_speedup": input_latency / latency if latency else None,
-                "loss_curve": [loss for result in results for loss in result.loss_curve],
+                "loss_curve": loss_curve,
             }
         )
         warnings = smoke_warnings(cfg.finetune)
@@ -86,13 +87,3 @@ class PruneStructured(Stage):
                 "(an untrained model) leave nothing below the threshold; raise ratio or use l1"
             )
         return StageResult(metrics=metrics, warnings=warnings)
-
-
-def _fit_batches(cfg: PruneStructuredConfig, n_train: int) -> int:
-    """Batches of all the fine-tuning (between steps and after the last), for the progress bar."""
-    from malak_pipe.training import steps_per_epoch
-
-    if cfg.finetune is None:
-        return 0
-    epochs = cfg.finetune.epochs + cfg.epochs_per_step * (cfg.iterative_steps - 1)
-    return epochs * steps_per_epoch(n_train, cfg.finetune)

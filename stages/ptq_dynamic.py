@@ -14,7 +14,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import DynamicPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, library_config, save_int8
 
 LOW_FRACTION = 0.5
 
@@ -36,25 +36,13 @@ class PTQDynamic(Stage):
     summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.compress import DynamicPTQ, QuantizedModelArtifact
+        from malak_pipe.compress import DynamicPTQ
 
         cfg = cast(PTQDynamicConfig, cfg)
-        data = ctx.load("data")
-        source = ctx.load("model")
-        quantizer = DynamicPTQ(DynamicPTQConfig(**cfg.model_dump()))
-        int8 = quantizer.quantize(source.module)
-        recipe = quantizer.recipe(source.module, data.input_shape)
-        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
+        data, source = ctx.load("data"), ctx.load("model")
+        quantizer = DynamicPTQ(library_config(cfg, DynamicPTQConfig))
+        metrics: dict[str, Any] = save_int8(ctx, data, source, quantizer, quantizer.quantize(source.module))
         fraction = quantizer.quantizable_fraction(source.module)
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
-        metrics: dict[str, Any] = standard_metrics(
-            ctx,
-            data,
-            int8,
-            size_metrics=size_metrics,
-            input_metrics=reference_metrics(ctx, "model", source.module, data),
-            file_sizes=True,
-        )
         metrics["quantizable_param_fraction"] = fraction
         warnings = []
         if fraction < LOW_FRACTION:

@@ -13,7 +13,7 @@ from typing import Any, cast
 from malak_pipe.compress.configs import StaticPTQConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 
-from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, standard_metrics
+from ._compress import COMPRESSION_SUMMARY, library_config, save_int8
 
 
 class PTQStaticConfig(StageConfig, StaticPTQConfig):
@@ -33,27 +33,15 @@ class PTQStatic(Stage):
     summary = COMPRESSION_SUMMARY
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.compress import QuantizedModelArtifact, StaticPTQ
+        from malak_pipe.compress import StaticPTQ
 
         cfg = cast(PTQStaticConfig, cfg)
-        data = ctx.load("data")
-        source = ctx.load("model")
-        quantizer = StaticPTQ(StaticPTQConfig(**cfg.model_dump()))
+        data, source = ctx.load("data"), ctx.load("model")
+        quantizer = StaticPTQ(library_config(cfg, StaticPTQConfig))
         prepared = quantizer.prepare(source.module)
         batches = quantizer.calibration_batches(data)
         quantizer.calibrate(prepared, batches)
-        int8 = quantizer.convert(prepared)
-        recipe = quantizer.recipe(source.module, data.input_shape)
-        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
-        metrics: dict[str, Any] = standard_metrics(
-            ctx,
-            data,
-            int8,
-            size_metrics=size_metrics,
-            input_metrics=reference_metrics(ctx, "model", source.module, data),
-            file_sizes=True,
-        )
+        metrics: dict[str, Any] = save_int8(ctx, data, source, quantizer, quantizer.convert(prepared))
         metrics["calibration_images"] = sum(len(batch) for batch in batches)
         warnings = []
         if metrics["calibration_images"] < cfg.calibration_batches * cfg.calibration_batch_size:

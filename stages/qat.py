@@ -15,7 +15,15 @@ from malak_pipe.compress.configs import QATConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
 
-from ._compress import COMPRESSION_SUMMARY, int8_size_metrics, reference_metrics, smoke_warnings, standard_metrics
+from ._compress import (
+    COMPRESSION_SUMMARY,
+    fit_metrics,
+    library_config,
+    reference_metrics,
+    save_int8,
+    smoke_warnings,
+    training_progress,
+)
 
 
 class QATStageConfig(StageConfig, QATConfig):
@@ -38,32 +46,21 @@ class QAT(Stage):
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
         from malak_pipe.compress import QAT as QATQuantizer
-        from malak_pipe.compress import QuantizedModelArtifact
-        from malak_pipe.training import total_steps
 
         cfg = cast(QATStageConfig, cfg)
-        data = ctx.load("data")
-        source = ctx.load("model")
+        data, source = ctx.load("data"), ctx.load("model")
         input_metrics = reference_metrics(ctx, "model", source.module, data)
-        quantizer = QATQuantizer(QATConfig(**cfg.model_dump(include=set(QATConfig.model_fields))))
+        quantizer = QATQuantizer(library_config(cfg, QATConfig))
         prepared = quantizer.prepare(source.module)
-        with ctx.progress(total_steps(data, cfg.finetune), "qat") as bar:
+        with training_progress(ctx, data, cfg.finetune, "qat") as bar:
             fit_result = quantizer.train(prepared, data, cfg.finetune, progress=bar)
         int8 = quantizer.convert(prepared)
-        recipe = quantizer.recipe(source.module, data.input_shape)
-        saved = ctx.save("model", QuantizedModelArtifact(source.config, recipe, int8))
-        size_metrics = int8_size_metrics(source.module, int8, data.input_shape, saved)
-        metrics: dict[str, Any] = standard_metrics(
-            ctx, data, int8, size_metrics=size_metrics, input_metrics=input_metrics, file_sizes=True
-        )
+        metrics: dict[str, Any] = save_int8(ctx, data, source, quantizer, int8, input_metrics)
         metrics.update(
             {
                 "input_test_top1": input_metrics["test_top1"],
                 "fake_quant_best_val_top1": fit_result.best_val_top1,
-                "best_epoch": fit_result.best_epoch,
-                "epochs": cfg.finetune.epochs,
-                "loss_curve": fit_result.loss_curve,
-                "val_curve": fit_result.val_curve,
+                **fit_metrics(fit_result, cfg.finetune),
             }
         )
         return StageResult(metrics=metrics, warnings=smoke_warnings(cfg.finetune))

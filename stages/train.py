@@ -9,32 +9,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from malak_pipe.errors import ConfigError
 from malak_pipe.models.config import ModelConfig
 from malak_pipe.stage import Stage, StageConfig, StageContext, StageResult
 from malak_pipe.training.settings import FitSettings
+
+from ._compress import smoke_warnings, training_progress
 
 
 class TrainConfig(StageConfig, FitSettings):
     """FitSettings plus the architecture to train."""
 
     model: ModelConfig
-
-
-def check_model_fits_data(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> None:
-    """ConfigError when a built-in model's shape fields disagree with the dataset's."""
-    if model.name == "factory":
-        return
-    expected = {"in_channels": input_shape[0], "num_classes": num_classes}
-    if model.name == "simple_cnn":
-        expected["image_size"] = input_shape[1]
-    for field, value in expected.items():
-        if getattr(model, field) != value:
-            raise ConfigError(
-                f"model.{field} is {getattr(model, field)} but the dataset has {value}",
-                path=f"model.{field}",
-                hint=f"leave model.{field} to follow the data group (${{data...}}) or set it to {value}",
-            )
 
 
 class Train(Stage):
@@ -49,16 +34,16 @@ class Train(Stage):
     summary = {"test_top1": "top1 {:.2%}", "size_bytes": "{:bytes}"}
 
     def run(self, cfg: StageConfig, ctx: StageContext) -> StageResult:
-        from malak_pipe.models import ModelArtifact, build_model, model_metrics
-        from malak_pipe.training import evaluate, fit, seed_everything, total_steps
+        from malak_pipe.models import ModelArtifact, build_model, check_model_fits_data, model_metrics
+        from malak_pipe.training import evaluate, fit, seed_everything
 
         cfg = cast(TrainConfig, cfg)
         data = ctx.load("data")
-        check_model_fits_data(cfg.model, data.input_shape, data.num_classes)
+        check_model_fits_data(cfg.model, data.input_shape, data.num_classes, "model")
         settings = FitSettings(**cfg.model_dump(exclude={"model"}))
         seed_everything(settings.seed)
         module = build_model(cfg.model)
-        with ctx.progress(total_steps(data, settings), "train") as bar:
+        with training_progress(ctx, data, settings, "train") as bar:
             result = fit(module, data, settings, progress=bar)
         test = evaluate(module, data, "test")
         val_top1 = evaluate(module, data, "val").top1 if len(data.val) else None
@@ -78,7 +63,4 @@ class Train(Stage):
             "loss_curve": result.loss_curve,
             "val_curve": result.val_curve,
         }
-        warnings = []
-        if settings.max_batches_per_epoch is not None:
-            warnings.append(f"smoke run: epochs cut to {settings.max_batches_per_epoch} batches")
-        return StageResult(metrics=metrics, warnings=warnings)
+        return StageResult(metrics=metrics, warnings=smoke_warnings(settings))

@@ -24,8 +24,8 @@ Which quantization API, and why (torch 2.13, CPU):
 Both torch.ao paths emit deprecation warnings (torch 2.13 also deprecates creating quantized
 tensors at all, pytorch issue 184982, so this path has a horizon); they are silenced here,
 around each call, and nowhere else. Moving to torchao means rewriting this one module: the
-rest of the library sees only :func:`prepare_static`, :func:`prepare_qat`, :func:`convert`,
-:func:`quantize_dynamic`, :func:`rebuild`, :func:`calibrate` and the freeze helpers.
+rest of the library sees only :func:`prepare`, :func:`convert`, :func:`quantize_dynamic`,
+:func:`rebuild`, :func:`calibrate` and the freeze helpers.
 """
 
 from __future__ import annotations
@@ -169,35 +169,25 @@ def _example_inputs(recipe: QuantRecipe) -> tuple[torch.Tensor]:
     return (torch.zeros((2, *shape)),)
 
 
-def _trace_error(exc: Exception) -> StageFailed:
-    return StageFailed(
-        f"torch.fx could not trace the model for graph-mode quantization ({type(exc).__name__}: {str(exc)[:300]})",
-        hint="keep forward free of data-dependent Python control flow, or use ptq_dynamic",
-    )
+def prepare(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
+    """A fused copy of ``module`` ready for calibration or training, as ``recipe.mode`` says.
 
-
-def prepare_static(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
-    """Fuse conv-bn-relu and insert observers into a copy of ``module`` (eval mode)."""
-    float_module = copy.deepcopy(module).eval()
+    static: conv-bn-relu fused, observers inserted (eval mode); qat: conv-bn(-relu) fused into
+    QAT modules, fake-quantizers inserted (train mode). ``module`` is left untouched.
+    """
+    qat = recipe.mode == "qat"
+    float_module = copy.deepcopy(module).train(qat)
+    prepare_fn = prepare_qat_fx if qat else prepare_fx
     try:
         with quiet_torch_ao(), quantized_engine(recipe.backend):
-            return prepare_fx(
+            return prepare_fn(
                 float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
             )
     except torch.fx.proxy.TraceError as exc:
-        raise _trace_error(exc) from exc
-
-
-def prepare_qat(module: nn.Module, recipe: QuantRecipe) -> torch.fx.GraphModule:
-    """Fuse conv-bn(-relu) into QAT modules and insert fake-quantizers (train mode)."""
-    float_module = copy.deepcopy(module).train()
-    try:
-        with quiet_torch_ao(), quantized_engine(recipe.backend):
-            return prepare_qat_fx(
-                float_module, qconfig_mapping(recipe), _example_inputs(recipe), backend_config=backend_config()
-            )
-    except torch.fx.proxy.TraceError as exc:
-        raise _trace_error(exc) from exc
+        raise StageFailed(
+            f"torch.fx could not trace the model for graph-mode quantization ({type(exc).__name__}: {str(exc)[:300]})",
+            hint="keep forward free of data-dependent Python control flow, or use ptq_dynamic",
+        ) from exc
 
 
 def convert(prepared: torch.fx.GraphModule, recipe: QuantRecipe) -> torch.fx.GraphModule:
@@ -258,7 +248,7 @@ def rebuild(float_module: nn.Module, recipe: QuantRecipe) -> nn.Module:
     """
     if recipe.mode == "dynamic":
         return quantize_dynamic(float_module, recipe)
-    prepared = prepare_qat(float_module, recipe) if recipe.mode == "qat" else prepare_static(float_module, recipe)
+    prepared = prepare(float_module, recipe)
     if recipe.input_shape is not None:
         calibrate(prepared, list(_example_inputs(recipe)))
     return convert(prepared, recipe)

@@ -27,10 +27,9 @@ from malak_pipe.compress.packing import pack_state, unpack_state
 from malak_pipe.compress.recipe import QuantRecipe
 from malak_pipe.errors import ArtifactError
 from malak_pipe.models import ModelConfig, build_model
-from malak_pipe.models.artifact import adapt_to_state_dict
+from malak_pipe.models.artifact import adapt_to_state_dict, read_checkpoint
 
 INT8_FORMAT = 2
-READABLE_FORMATS = (1, 2)
 _STATE_KEY = {1: "state_dict", 2: "packed"}
 
 
@@ -124,23 +123,13 @@ def _state(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with backend.quiet_torch_ao():
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError...)
-        raise ArtifactError(
-            f"not a malak-pipe int8 checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
-            path=str(path),
+    with backend.quiet_torch_ao():
+        return read_checkpoint(
+            path,
+            "int8",
+            {number: ("config", "recipe", key) for number, key in _STATE_KEY.items()},
             hint="point the input at a torch_model_int8 artifact written by ptq_static, ptq_dynamic or qat",
-        ) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in READABLE_FORMATS:
-        raise ArtifactError(
-            f"not a malak-pipe int8 checkpoint (expected a dict with format in {READABLE_FORMATS})", path=str(path)
         )
-    for key in ("config", "recipe", _STATE_KEY[checkpoint["format"]]):
-        if not isinstance(checkpoint.get(key), dict):
-            raise ArtifactError(f"the int8 checkpoint lacks its '{key}' entry", path=str(path))
-    return checkpoint
 
 
 TORCH_MODEL_INT8 = ArtifactType(name="torch_model_int8", suffix=".pt", save=save_int8, load=load_int8)

@@ -13,6 +13,7 @@ and stay pruned, since the schedule never decreases.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from malak_pipe.compress.configs import MagnitudePruneConfig
+from malak_pipe.compress.stepwise import StepwisePruner
 
 _KINDS: dict[str, type[nn.Module]] = {"conv": nn.modules.conv._ConvNd, "linear": nn.Linear}
 
@@ -62,7 +64,7 @@ def dense_size_bytes(module: nn.Module) -> int:
     )
 
 
-class MagnitudePruner:
+class MagnitudePruner(StepwisePruner):
     """L1 unstructured pruner of conv/linear weights driven by a :class:`MagnitudePruneConfig`."""
 
     def __init__(self, config: MagnitudePruneConfig | None = None):
@@ -104,6 +106,10 @@ class MagnitudePruner:
         for (_, layer), mask in zip(layers, masks, strict=True):
             prune.custom_from_mask(layer, "weight", mask)
 
+    def step_count(self) -> int:
+        """Pruning steps of the schedule (1 when one-shot)."""
+        return len(self.schedule())
+
     def run(self, model: nn.Module, data: Any, settings: Any | None = None, *, progress: Any = None) -> list[Any]:
         """Prune along the schedule with fine-tuning between steps and after the last one.
 
@@ -111,21 +117,8 @@ class MagnitudePruner:
         the same settings run for ``epochs_per_step`` epochs. Masks stay in place (call
         :meth:`remove_masks`). Returns the FitResults in order.
         """
-        from malak_pipe.training import fit
-
-        results = []
-        steps = self.schedule()
-        for index, sparsity in enumerate(steps):
-            self.prune(model, sparsity)
-            last = index == len(steps) - 1
-            if settings is None:
-                continue
-            if not last and self.config.epochs_per_step > 0:
-                step_settings = settings.model_copy(update={"epochs": self.config.epochs_per_step})
-                results.append(fit(model, data, step_settings, progress=progress))
-            elif last:
-                results.append(fit(model, data, settings, progress=progress))
-        return results
+        steps = [functools.partial(self.prune, model, sparsity) for sparsity in self.schedule()]
+        return self._prune_in_steps(steps, model, data, settings, progress)
 
     def remove_masks(self, model: nn.Module) -> None:
         """Make every mask permanent: ``weight`` becomes a plain parameter with its zeros."""

@@ -27,17 +27,25 @@ from malak_pipe.compress.configs import DynamicPTQConfig, QATConfig, StaticPTQCo
 from malak_pipe.compress.recipe import QuantRecipe, activation_range
 
 
-class DynamicPTQ:
+class _Quantizer:
+    """What every quantizer shares: the recipe stored next to its int8 model."""
+
+    def recipe(self, model: nn.Module, input_shape: Sequence[int]) -> QuantRecipe:
+        """How the int8 model of the float ``model`` is rebuilt (stored with it)."""
+        return self._scheme().model_copy(
+            update={"input_shape": tuple(input_shape), "float_shapes": float_shapes(model)}
+        )
+
+    def _scheme(self) -> QuantRecipe:
+        """The numerics of the recipe (no shapes): what quantizing needs."""
+        raise NotImplementedError
+
+
+class DynamicPTQ(_Quantizer):
     """Int8 weights for Linear/LSTM/GRU layers; activations are quantized at run time."""
 
     def __init__(self, config: DynamicPTQConfig | None = None):
         self.config = config or DynamicPTQConfig()
-
-    def recipe(self, model: nn.Module, input_shape: Sequence[int]) -> QuantRecipe:
-        """How the int8 model of ``model`` is rebuilt (stored with it)."""
-        return self._scheme().model_copy(
-            update={"input_shape": tuple(input_shape), "float_shapes": float_shapes(model)}
-        )
 
     def quantize(self, model: nn.Module) -> nn.Module:
         """An int8 copy of ``model`` (``model`` is left untouched)."""
@@ -51,17 +59,15 @@ class DynamicPTQ:
         return QuantRecipe(mode="dynamic", backend=self.config.backend, dynamic_layers=self.config.layers)
 
 
-class _GraphModeQuantizer:
+class _GraphModeQuantizer(_Quantizer):
     """Shared prepare/convert of the static and QAT flows (torch.ao FX graph mode)."""
 
     mode: str
     config: StaticPTQConfig | QATConfig
 
-    def recipe(self, model: nn.Module, input_shape: Sequence[int]) -> QuantRecipe:
-        """How the int8 model of the float ``model`` is rebuilt (stored with it)."""
-        return self._scheme().model_copy(
-            update={"input_shape": tuple(input_shape), "float_shapes": float_shapes(model)}
-        )
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """A fused copy of ``model`` (left untouched) with observers (static) or fake-quantizers (QAT)."""
+        return backend.prepare(model, self._scheme())
 
     def convert(self, prepared: nn.Module) -> nn.Module:
         """The int8 model (real int8 kernels) of a calibrated or trained prepared model."""
@@ -85,10 +91,6 @@ class StaticPTQ(_GraphModeQuantizer):
 
     def __init__(self, config: StaticPTQConfig | None = None):
         self.config = config or StaticPTQConfig()
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """A fused copy of ``model`` with observers (``model`` is left untouched)."""
-        return backend.prepare_static(model, self._scheme())
 
     def calibration_batches(self, data: Any) -> list[torch.Tensor]:
         """The configured number of batches from the TRAIN split (never val or test)."""
@@ -118,10 +120,6 @@ class QAT(_GraphModeQuantizer):
 
     def __init__(self, config: QATConfig | None = None):
         self.config = config or QATConfig()
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """A copy of ``model`` with conv-bn(-relu) fused into QAT modules and fake-quantizers."""
-        return backend.prepare_qat(model, self._scheme())
 
     def observers_frozen(self, epoch: int) -> bool:
         """Whether ranges stop updating in ``epoch`` (epochs from 1; frozen after epoch K)."""

@@ -12,6 +12,7 @@ is consistent. The final classifier (the last conv/linear to run) keeps all its 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from malak_pipe.compress.configs import StructuredPruneConfig
+from malak_pipe.compress.stepwise import StepwisePruner
 from malak_pipe.errors import ConfigError
 
 _WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
@@ -54,7 +56,7 @@ def _importance(kind: str) -> Any:
     return tp.importance.GroupMagnitudeImportance(p=1 if kind == "l1" else 2)
 
 
-class StructuredPruner:
+class StructuredPruner(StepwisePruner):
     """Channel pruner driven by a :class:`StructuredPruneConfig` (torch-pruning's MetaPruner)."""
 
     def __init__(self, config: StructuredPruneConfig | None = None):
@@ -119,21 +121,18 @@ class StructuredPruner:
 
         ``input_shape`` defaults to ``data.input_shape``. Returns the FitResults in order.
         """
-        from malak_pipe.training import fit
-
         shape = tuple(input_shape if input_shape is not None else data.input_shape)
         pruner = self.pruner(model, shape)
-        results = []
-        for step in range(1, self.config.iterative_steps + 1):
-            model.eval()
-            with torch.no_grad():
-                pruner.step()
-            last = step == self.config.iterative_steps
-            if settings is None:
-                continue
-            if not last and self.config.epochs_per_step > 0:
-                step_settings = settings.model_copy(update={"epochs": self.config.epochs_per_step})
-                results.append(fit(model, data, step_settings, progress=progress))
-            elif last:
-                results.append(fit(model, data, settings, progress=progress))
-        return results
+        steps = [functools.partial(_step, pruner, model)] * self.step_count()
+        return self._prune_in_steps(steps, model, data, settings, progress)
+
+    def step_count(self) -> int:
+        """The configured ``iterative_steps``."""
+        return self.config.iterative_steps
+
+
+def _step(pruner: Any, model: nn.Module) -> None:
+    """One torch-pruning step (channels removed in place), the model in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        pruner.step()

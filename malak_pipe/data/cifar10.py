@@ -13,15 +13,7 @@ from typing import Any
 import numpy as np
 
 from malak_pipe.data.config import DataConfig
-from malak_pipe.data.raw import (
-    RawData,
-    Reader,
-    as_labels,
-    data_root,
-    files_fingerprint,
-    find_files,
-    torchvision_download,
-)
+from malak_pipe.data.raw import RawData, Reader, as_labels, data_root, files_fingerprint, locate_files, not_found
 from malak_pipe.errors import DataError
 
 FOLDER = "cifar-10-batches-py"
@@ -94,22 +86,16 @@ def locate(cfg: DataConfig) -> dict[str, Path]:
     """``batch name -> path`` of the six batches and the meta file."""
     stems = [*TRAIN_BATCHES, TEST_BATCH, META]
     places = search_places(cfg)
-    for place in places:
-        found = find_files(place, stems)
-        if found is not None:
-            return found
-    if cfg.download:
-        torchvision_download("CIFAR10", data_root(cfg))
-        found = find_files(places[0], stems)
-        if found is not None:
-            return found
-    listed = "\n".join(f"  - {place.resolve()}" for place in places)
-    raise DataError(
-        f"CIFAR-10 not found: looked for {', '.join(stems)} in\n{listed}",
-        path="data.root",
-        hint=f"set data.download=true with torchvision installed, or download {TARBALL_URL} and "
-        f"extract it into data.root (it creates {FOLDER}/)",
-    )
+    found = locate_files(cfg, places, stems, ("",), download=("CIFAR10", places[0]))
+    if found is None:
+        raise not_found(
+            "CIFAR-10",
+            ", ".join(stems),
+            places,
+            hint=f"set data.download=true with torchvision installed, or download {TARBALL_URL} and "
+            f"extract it into data.root (it creates {FOLDER}/)",
+        )
+    return found
 
 
 def _class_names(path: Path) -> tuple[str, ...]:

@@ -8,15 +8,7 @@ import numpy as np
 
 from malak_pipe.data.config import DataConfig
 from malak_pipe.data.idx import read_idx
-from malak_pipe.data.raw import (
-    RawData,
-    Reader,
-    as_labels,
-    data_root,
-    files_fingerprint,
-    find_files,
-    torchvision_download,
-)
+from malak_pipe.data.raw import RawData, Reader, as_labels, data_root, files_fingerprint, locate_files, not_found
 from malak_pipe.errors import DataError
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -41,24 +33,18 @@ def search_places(cfg: DataConfig) -> list[Path]:
 def locate(cfg: DataConfig) -> dict[str, Path]:
     """``key -> path`` of the four files in the first place holding all of them."""
     places = search_places(cfg)
-    for place in places:
-        found = find_files(place, list(FILES.values()), (".gz", ""))
-        if found is not None:
-            return {key: found[stem] for key, stem in FILES.items()}
-    if cfg.download:
-        torchvision_download("FashionMNIST", data_root(cfg))
-        found = find_files(places[1], list(FILES.values()), (".gz", ""))
-        if found is not None:
-            return {key: found[stem] for key, stem in FILES.items()}
-    listed = "\n".join(f"  - {place.resolve()}" for place in places)
-    names = ", ".join(f"{stem}(.gz)" for stem in FILES.values())
-    raise DataError(
-        f"Fashion-MNIST not found: looked for {names} in\n{listed}",
-        path="data.root",
-        hint="apt-get install dataset-fashion-mnist (installs into /usr/share/datasets/fashion-mnist), "
-        "or set data.download=true with torchvision installed (downloads into <root>/FashionMNIST/raw), "
-        "or copy the four files into data.root",
-    )
+    stems = list(FILES.values())
+    found = locate_files(cfg, places, stems, (".gz", ""), download=("FashionMNIST", places[1]))
+    if found is None:
+        raise not_found(
+            "Fashion-MNIST",
+            ", ".join(f"{stem}(.gz)" for stem in stems),
+            places,
+            hint="apt-get install dataset-fashion-mnist (installs into /usr/share/datasets/fashion-mnist), "
+            "or set data.download=true with torchvision installed (downloads into <root>/FashionMNIST/raw), "
+            "or copy the four files into data.root",
+        )
+    return {key: found[stem] for key, stem in FILES.items()}
 
 
 def _images(path: Path) -> np.ndarray:

@@ -62,6 +62,36 @@ def find_files(place: Path, stems: Sequence[str], suffixes: Sequence[str] = ("",
     return found
 
 
+def locate_files(
+    cfg: DataConfig,
+    places: Sequence[Path],
+    stems: Sequence[str],
+    suffixes: Sequence[str],
+    download: tuple[str, Path],
+) -> dict[str, Path] | None:
+    """``stem -> path`` in the first of ``places`` holding every stem, else None.
+
+    With ``data.download``, a dataset found nowhere is fetched by torchvision
+    (``download`` = its torchvision class name and the place its files land in) and looked
+    for there again.
+    """
+    for place in places:
+        found = find_files(place, stems, suffixes)
+        if found is not None:
+            return found
+    if not cfg.download:
+        return None
+    class_name, landing = download
+    torchvision_download(class_name, data_root(cfg))
+    return find_files(landing, stems, suffixes)
+
+
+def not_found(dataset: str, names: str, places: Sequence[Path], hint: str) -> DataError:
+    """The error of a dataset whose files (``names``) are in none of ``places``."""
+    listed = "\n".join(f"  - {place.resolve()}" for place in places)
+    return DataError(f"{dataset} not found: looked for {names} in\n{listed}", path="data.root", hint=hint)
+
+
 _file_digests: dict[tuple[str, int, int], str] = {}
 
 

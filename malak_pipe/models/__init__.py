@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from malak_pipe.models.config import MODEL_BUILDERS, ModelConfig
+from malak_pipe.models.config import MODEL_BUILDERS, ModelConfig, check_model_fits_data
 
 _LAZY: dict[str, str] = {
     "build_model": "malak_pipe.models.build",
@@ -29,7 +29,7 @@ _LAZY: dict[str, str] = {
     "Multiply": "malak_pipe.models.layers",
 }
 
-__all__ = ["MODEL_BUILDERS", "ModelConfig", *_LAZY]
+__all__ = ["MODEL_BUILDERS", "ModelConfig", "check_model_fits_data", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ so models whose channels were removed by structured pruning load back as they we
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,12 @@ def save_model(artifact: ModelArtifact, path: Path) -> None:
 
 def load_model(path: Path) -> ModelArtifact:
     """Read a checkpoint written by :func:`save_model`; the module is returned in eval mode."""
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(
+        path,
+        "model",
+        {CHECKPOINT_FORMAT: ("config", "state_dict")},
+        hint="point the input at a torch_model artifact written by the train stage",
+    )
     try:
         config = ModelConfig(**checkpoint["config"])
     except ValidationError as exc:
@@ -59,22 +65,27 @@ def load_model(path: Path) -> ModelArtifact:
     return ModelArtifact(config=config, module=module.eval())
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path, kind: str, entries: Mapping[int, Sequence[str]], hint: str) -> dict[str, Any]:
+    """The dict of a malak-pipe checkpoint, read with ``weights_only=True`` and checked.
+
+    ``entries`` maps each readable format to the entries (dicts) a checkpoint of that format
+    must hold. Anything else (not a torch file, another format, a missing entry) is an
+    ArtifactError naming ``path``; ``kind`` names the checkpoint and ``hint`` where to point instead.
+    """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds (UnpicklingError, RuntimeError, EOFError...)
         raise ArtifactError(
-            f"not a malak-pipe model checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
-            path=str(path),
-            hint="point the input at a torch_model artifact written by the train stage",
+            f"not a malak-pipe {kind} checkpoint ({type(exc).__name__}: {str(exc)[:200]})", path=str(path), hint=hint
         ) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in entries:
+        formats = " or ".join(str(number) for number in entries)
         raise ArtifactError(
-            f"not a malak-pipe model checkpoint (expected a dict with format={CHECKPOINT_FORMAT})",
-            path=str(path),
+            f"not a malak-pipe {kind} checkpoint (expected a dict with format {formats})", path=str(path)
         )
-    if not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("state_dict"), dict):
-        raise ArtifactError("the checkpoint lacks its 'config' or 'state_dict' entry", path=str(path))
+    for key in entries[checkpoint["format"]]:
+        if not isinstance(checkpoint.get(key), dict):
+            raise ArtifactError(f"the {kind} checkpoint lacks its '{key}' entry", path=str(path))
     return checkpoint
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from malak_pipe.errors import ConfigError
+
 # name -> "module:callable" building an nn.Module from a ModelConfig. Imported lazily by
 # build_model; "factory" is the escape hatch for any other nn.Module.
 MODEL_BUILDERS: dict[str, str] = {
@@ -64,3 +66,24 @@ class ModelConfig(BaseModel):
             if self.kwargs:
                 raise ValueError(f"model.kwargs is only used with name=factory, not name={self.name}")
         return self
+
+
+def check_model_fits_data(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int, path: str) -> None:
+    """ConfigError when a zoo model's shape fields disagree with the dataset's.
+
+    Checks ``in_channels`` and ``num_classes`` (and ``image_size`` for simple_cnn, whose
+    classifier is sized for it); ``path`` is where the model config sits (e.g. "model",
+    "student"). Factory models are not checked: their shape is the factory's business.
+    """
+    if model.name == "factory":
+        return
+    expected = {"in_channels": input_shape[0], "num_classes": num_classes}
+    if model.name == "simple_cnn":
+        expected["image_size"] = input_shape[1]
+    for field, value in expected.items():
+        if getattr(model, field) != value:
+            raise ConfigError(
+                f"{path}.{field} is {getattr(model, field)} but the dataset has {value}",
+                path=f"{path}.{field}",
+                hint=f"leave {path}.{field} to follow the data group (${{data...}}) or set it to {value}",
+            )

@@ -8,7 +8,14 @@ from pydantic import ValidationError
 from torch import nn
 
 from malak_pipe.errors import ConfigError
-from malak_pipe.models import ModelConfig, build_model, count_macs, count_parameters, fusion_groups
+from malak_pipe.models import (
+    ModelConfig,
+    build_model,
+    check_model_fits_data,
+    count_macs,
+    count_parameters,
+    fusion_groups,
+)
 
 torch.set_num_threads(1)
 
@@ -142,3 +149,17 @@ def test_count_macs_restores_training_mode():
     model = build_model(_config("mobilenet_v2", in_channels=1, width_mult=0.25)).train()
     assert count_macs(model, (1, 8, 8)) > 0
     assert model.training
+
+
+def test_model_fits_data_check_names_the_config_path():
+    simple = ModelConfig(name="simple_cnn", in_channels=1, num_classes=10, image_size=28)
+    check_model_fits_data(simple, (1, 28, 28), 10, "model")
+    with pytest.raises(ConfigError, match=r"student\.image_size is 28 but the dataset has 8") as info:
+        check_model_fits_data(simple, (1, 8, 8), 10, "student")
+    assert info.value.path == "student.image_size"
+    with pytest.raises(ConfigError, match=r"model\.num_classes is 10 but the dataset has 4"):
+        check_model_fits_data(simple, (1, 28, 28), 4, "model")
+    # only simple_cnn sizes its classifier for one image size; factory models are not checked
+    check_model_fits_data(ModelConfig(name="mobilenet_v2", in_channels=1, image_size=32), (1, 28, 28), 10, "model")
+    factory = ModelConfig(name="factory", factory="torchvision.models:resnet18", in_channels=3)
+    check_model_fits_data(factory, (1, 28, 28), 4, "model")
