@@ -30,7 +30,7 @@ system-deps:
 	@scripts/install-system-deps.sh
 
 lint: setup
-	$(BIN)/ruff check malak_pipe stages tests benchmarks
+	$(BIN)/ruff check malak_pipe stages tests benchmarks hydra_plugins
 
 # Benchmarks write JSON (figures quoted in docs and closing notes come from these files).
 # The full set takes over an hour on a 2-core CPU; run one with e.g. `make bench-firmware`.
