@@ -24,6 +24,7 @@ $(STAMP)/venv: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@$(PIP) install -q -c constraints.txt -e ".[dev,cluster]" || echo "note: the [cluster] extra (ray) did not install; its test is skipped"
 	@mkdir -p $(STAMP) && touch $@
 
 system-deps:

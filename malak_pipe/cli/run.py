@@ -95,22 +95,25 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return [a[1:] if a.startswith("+experiment=") else a for a in argv]
 
 
-def _register_search_sweeper() -> None:
-    """Make ``hydra/sweeper=search`` available however malak-pipe is installed.
+def _register_plugins() -> None:
+    """Make ``hydra/sweeper=search`` and ``hydra/launcher=ray_cluster`` available however
+    malak-pipe is installed.
 
     Hydra discovers plugins by walking the ``hydra_plugins`` namespace on disk, which an
     editable install's import hook does not expose; Hydra's public ``register`` covers it."""
     from hydra.core.plugins import Plugins
 
+    from hydra_plugins.malak_ray.launcher import MalakRayLauncher
     from hydra_plugins.malak_search.sweeper import MalakSearchSweeper
 
-    Plugins.instance().register(MalakSearchSweeper)
+    for plugin in (MalakSearchSweeper, MalakRayLauncher):
+        Plugins.instance().register(plugin)
 
 
 def run_main() -> None:
     """malak-run: compose the config, validate the DAG, run it (see --help)."""
     sys.argv = [sys.argv[0], *_normalize_argv(sys.argv[1:])]
-    _register_search_sweeper()
+    _register_plugins()
     try:
         _hydra_task()
     except SystemExit as exc:
