@@ -21,10 +21,12 @@ DEFAULT_ROOT = Path("data")
 
 @dataclass(frozen=True)
 class RawData:
-    """Images as stored (``scale`` is the value of a white pixel) and their labels.
+    """Samples as stored (``scale`` is the value of a white pixel) and their labels.
 
-    ``hflip`` says whether a horizontally flipped image is still a valid sample of its class;
-    ``crop_padding`` is the padding of the random-crop augmentation.
+    Samples are images N x C x H x W or 1-D signals N x C x L. ``hflip`` says whether a
+    horizontally flipped image is still a valid sample of its class; ``crop_padding`` is the
+    padding of the random-crop augmentation (0: none). ``val_x``/``val_y`` are the source's
+    own validation split, when it has one (else it is drawn from the train split).
     """
 
     train_x: np.ndarray
@@ -35,6 +37,8 @@ class RawData:
     scale: float
     hflip: bool
     crop_padding: int
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
