@@ -271,7 +271,7 @@ class KnowledgeDistiller:
         teacher_tap = _FeatureTap(teacher, [h.teacher_layer for h in hints], "teacher")
         try:
             with _frozen(teacher):
-                adapters = self._adapters(student, teacher, student_tap, teacher_tap, sample_shape(data))
+                adapters = self._adapters(student, teacher, student_tap, teacher_tap, data)
                 trainee = _Trainee(student, adapters)
 
                 def loss_fn(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,11 +295,11 @@ class KnowledgeDistiller:
         teacher: nn.Module,
         student_tap: _FeatureTap,
         teacher_tap: _FeatureTap,
-        input_shape: Sequence[int],
+        data: Any,
     ) -> nn.ModuleList:
         if not self.config.hints:
             return nn.ModuleList()
-        probe = torch.zeros((2, *input_shape))
+        probe = torch.zeros((2, *sample_shape(data)))
         was_training = student.training
         student.eval()
         with torch.no_grad():

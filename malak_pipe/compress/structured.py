@@ -123,7 +123,9 @@ class StructuredPruner(StepwisePruner):
         steps and with ``settings`` (FitSettings; None: no fine-tune) after the last one.
 
         ``data`` is an in-memory Dataset or a DataLoader of (inputs, labels) (validated on
-        ``val``). ``input_shape`` defaults to the data's sample shape. Returns the FitResults in order.
+        ``val``). ``input_shape`` defaults to the data's sample shape (for a loader, read from
+        its first batch, which advances a loader's own shuffling generator). Returns the
+        FitResults in order.
         """
         shape = tuple(input_shape) if input_shape is not None else sample_shape(data)
         pruner = self.pruner(model, shape)

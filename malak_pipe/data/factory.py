@@ -130,7 +130,7 @@ def load_factory(cfg: DataConfig) -> ArraySplits:
         check_same_shape(x, where)
         stored = getattr(sets["train"], "classes", None)
         stored = None if stored is None else np.asarray(stored)
-        names, source = class_list(cfg, stored, f"{where['train']}.classes", list(y.values()))
+        names, source = class_list(cfg, stored, f"the classes of the {where['train']}", list(y.values()))
         for split in y:
             check_label_range(y[split], len(names), where[split], source)
         _read.clear()
