@@ -66,8 +66,8 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> Any:
         raise ConfigError(
             f"cannot compose the config: {str(exc).strip()[:600]}",
             path="overrides",
-            hint="check the override's group and key names (malak-run --cfg job shows the config); "
-            "a sweep (a=1,2) is a loop over malak_pipe.run calls",
+            hint="Hydra's message above says what to change (malak-run --cfg job shows the config); "
+            "malak_pipe.run runs one job: a sweep (a=1,2) is a loop over malak_pipe.run calls",
         ) from None
 
 
