@@ -4,6 +4,7 @@
 it is imported on first use, so ``import malak_pipe`` stays light (no torch, no Hydra).
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -17,7 +18,8 @@ __all__ = ["RunResult", "__version__", "run"]
 
 def __getattr__(name: str) -> Any:
     if name in ("run", "RunResult"):
-        from malak_pipe import api
-
-        return getattr(api, name)
+        # The module is named without a literal import: the engine hashes, for every stage's
+        # cache key, the modules each package __init__ on the way imports (malak_pipe.engine.code),
+        # and the pipeline runner (engine, CLI) is no code of any stage.
+        return getattr(importlib.import_module(f"{__name__}.api"), name)
     raise AttributeError(f"module 'malak_pipe' has no attribute '{name}'")
