@@ -105,17 +105,19 @@ def _weights_and_scales(rng: np.random.Generator, shape: tuple[int, ...], out_c:
 def _random_conv(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
-    out_c = int(rng.integers(1, 20))
+    groups = int(rng.choice([g for g in (2, 3, 4) if c % g == 0])) if rng.random() < 0.25 and c > 1 else 1
+    out_c = groups * int(rng.integers(1, 20 // groups + 1))
     oh, ow = _out_hw(h, w, kernel, stride, pads)
     if op == "conv_pool":
         stride = [1, 1]
         oh, ow = _out_hw(h, w, kernel, stride, pads)
-    k = kernel[0] * kernel[1] * c
-    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, kernel[0], kernel[1], c), out_c, k, x)
+    k = kernel[0] * kernel[1] * c // groups
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, kernel[0], kernel[1], c // groups), out_c, k, x)
     y = QTensor("y", (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
     tensors["y"] = y
     lo, hi = _clamp(rng, y.zero_point, y.scale)
     attrs = {"kernel": kernel, "stride": stride, "pads": pads, "act_min": lo, "act_max": hi}
+    attrs.update({"groups": groups} if groups > 1 else {})
     arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
     layers = [Layer("conv", "conv2d", ["x"], "y", attrs, arrays)]
     if op == "conv_pool" and oh >= 2 and ow >= 2:

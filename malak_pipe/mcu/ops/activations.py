@@ -2,8 +2,8 @@
 
 An int8 tensor takes 256 values, so any chain of elementwise operators reading only it (and
 scalar constants) is a function of its code: Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
-HardSwish, Tanh, Elu, Softplus, Exp, Neg, Abs, and Add, Sub, Mul, Div between functions of the
-same tensor (SiLU as ONNX writes it: x * sigmoid(x); a hand-written hardswish x * relu6(x + 3) /
+HardSwish, Tanh, Elu, Softplus, Exp, Erf (GELU), Neg, Abs, and Add, Sub, Mul, Div between
+functions of the same tensor (SiLU as ONNX writes it: x * sigmoid(x); a hand-written hardswish x * relu6(x + 3) /
 6). The lowering evaluates the chain in float32 as ONNX Runtime does, quantizes it where the
 graph does, and the result is one exact lookup table (:mod:`malak_pipe.mcu.ops.lut`) — or
 nothing, when the table is the identity or a clamp it folds into the producing layer.
@@ -14,6 +14,7 @@ the act_min/act_max of the layer the operator becomes.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +77,10 @@ def _elu(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
     return np.where(x[0] >= 0, x[0], alpha * (np.exp(x[0]) - F32(1)))
 
 
+def _erf(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    return np.array([math.erf(float(v)) for v in np.broadcast_to(x[0], (256,))], dtype=F32)
+
+
 def _unary(fn: Any) -> Any:
     return lambda lw, node, x: fn(x[0])
 
@@ -95,6 +100,7 @@ ELEMENTWISE = {
     "Elu": _elu,
     "Softplus": _unary(lambda v: np.log1p(np.exp(v))),
     "Exp": _unary(np.exp),
+    "Erf": _erf,
     "Neg": _unary(np.negative),
     "Abs": _unary(np.abs),
     "Add": _binary(np.add),

@@ -26,7 +26,9 @@ def test_random_cases_cover_both_requantization_paths_and_fusion():
     convs, _ = random_kernel_cases("conv2d", CASES_PER_OP, seed=RANDOM_OPS.index("conv2d"))
     fast = {step.ints["fast"] for step, _, _ in convs}
     assert fast == {0, 1}
+    assert {step.ints["groups"] > 1 for step, _, _ in convs if step.kernel == "conv"} == {False, True}
     pooled, _ = random_kernel_cases("conv_pool", CASES_PER_OP, seed=RANDOM_OPS.index("conv_pool"))
     assert {step.ints["pool"] for step, _, _ in pooled} == {0, 1}
+    assert {step.ints["groups"] > 1 for step, _, _ in pooled if step.ints["pool"]} == {False, True}
     dws, _ = random_kernel_cases("depthwise_conv2d", CASES_PER_OP, seed=RANDOM_OPS.index("depthwise_conv2d"))
     assert {step.ints["mult"] > 1 for step, _, _ in dws} == {False, True}
