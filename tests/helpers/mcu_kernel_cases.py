@@ -112,7 +112,8 @@ def _random_conv(rng, op, x, tensors):
         stride = [1, 1]
         oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1] * c // groups
-    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, kernel[0], kernel[1], c // groups), out_c, k, x)
+    shape = (out_c, kernel[0], kernel[1], c // groups)
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, shape, out_c, k, x)
     y = QTensor("y", (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
     tensors["y"] = y
     lo, hi = _clamp(rng, y.zero_point, y.scale)
@@ -255,7 +256,8 @@ def _random_concat(rng, op, x, tensors):
 
 def _random_pad(rng, op, x, tensors):
     h, w, c = x.shape
-    pads = [int(rng.integers(0, 3)) for _ in range(4)] + [int(rng.integers(0, 3)) * (rng.random() < 0.3) for _ in range(2)]
+    channel_pads = [int(rng.integers(0, 3)) * (rng.random() < 0.3) for _ in range(2)]
+    pads = [int(rng.integers(0, 3)) for _ in range(4)] + channel_pads
     pt, pl, pb, pr, cf, cb = pads
     tensors["y"] = QTensor("y", (h + pt + pb, w + pl + pr, c + cf + cb), x.scale, x.zero_point)
     lo, hi = _clamp(rng, x.zero_point, x.scale)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 CHANNELS = (3, 5, 8, 12, 16, 24, 40)
 SIZES_2D = (7, 9, 11, 12, 13, 16)
@@ -46,8 +48,6 @@ class NetSpec:
 
 
 def _activation(name: str) -> Any:
-    from torch import nn
-
     factories = {
         "relu": nn.ReLU,
         "relu6": nn.ReLU6,
@@ -67,8 +67,6 @@ class _Layers:
     """The torch layer classes of one dimensionality (Conv1d/Conv2d, BatchNorm1d/2d, pools...)."""
 
     def __init__(self, dims: int):
-        from torch import nn
-
         self.dims = dims
         self.conv = nn.Conv2d if dims == 2 else nn.Conv1d
         self.bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
@@ -79,77 +77,84 @@ class _Layers:
         self.axes = (2, 3) if dims == 2 else (2,)
 
 
-def _modules() -> dict[str, Any]:
-    """The block classes (defined lazily: this module imports without torch)."""
-    import torch
-    from torch import nn
+class ConvBNAct(nn.Sequential):
+    """A convolution (any kernel, stride, padding, groups), an optional BatchNorm, an activation."""
 
-    class ConvBNAct(nn.Sequential):
-        def __init__(self, t: _Layers, cin: int, cout: int, k: int, stride: int, pad: int, groups: int, bn: bool,
-                     act: str):  # fmt: skip
-            layers = [t.conv(cin, cout, k, stride=stride, padding=pad, groups=groups, bias=not bn)]
-            layers += [t.bn(cout)] if bn else []
-            super().__init__(*layers, _activation(act))
+    def __init__(self, t: _Layers, cin: int, cout: int, k: int, stride: int, pad: int, groups: int, bn: bool,
+                 act: str):  # fmt: skip
+        layers = [t.conv(cin, cout, k, stride=stride, padding=pad, groups=groups, bias=not bn)]
+        layers += [t.bn(cout)] if bn else []
+        super().__init__(*layers, _activation(act))
 
-    class Residual(nn.Module):
-        def __init__(self, body: nn.Module, post: str):
-            super().__init__()
-            self.body, self.post = body, _activation(post)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.post(x + self.body(x))
+class Residual(nn.Module):
+    """x + body(x), then an activation."""
 
-    class Concat(nn.Module):
-        def __init__(self, left: nn.Module, right: nn.Module):
-            super().__init__()
-            self.left, self.right = left, right
+    def __init__(self, body: nn.Module, post: str):
+        super().__init__()
+        self.body, self.post = body, _activation(post)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.cat([self.left(x), self.right(x)], 1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(x + self.body(x))
 
-    class SqueezeExcite(nn.Module):
-        def __init__(self, t: _Layers, c: int, r: int, act: str, gate: str, pool: str, linear: bool):
-            super().__init__()
-            self.axes, self.pool_kind, self.linear = t.axes, pool, linear
-            self.pool = t.adaptive(1)
-            if linear:
-                self.reduce, self.expand = nn.Linear(c, r), nn.Linear(r, c)
-            else:
-                self.reduce, self.expand = t.conv(c, r, 1), t.conv(r, c, 1)
-            self.act, self.gate = _activation(act), _activation(gate)
-            self.view = (-1, c, 1, 1) if len(t.axes) == 2 else (-1, c, 1)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.linear:
-                s = torch.flatten(self.pool(x), 1)
-                s = self.gate(self.expand(self.act(self.reduce(s)))).reshape(self.view)
-            else:
-                s = self.pool(x) if self.pool_kind == "adaptive" else x.mean(self.axes, keepdim=True)
-                s = self.gate(self.expand(self.act(self.reduce(s))))
-            return x * s
+class Concat(nn.Module):
+    """Two branches concatenated on the channel axis."""
 
-    class Head(nn.Module):
-        def __init__(self, t: _Layers, features: int, kind: str, hidden: int, act: str, classes: int, softmax: bool):
-            super().__init__()
-            self.kind, self.axes = kind, t.axes
-            self.pool = t.adaptive(1)
-            layers: list[nn.Module] = []
-            if hidden:
-                layers += [nn.Linear(features, hidden), _activation(act), nn.Dropout(0.1)]
-            layers.append(nn.Linear(hidden or features, classes))
-            layers += [nn.Softmax(dim=1)] if softmax else []
-            self.classifier = nn.Sequential(*layers)
+    def __init__(self, left: nn.Module, right: nn.Module):
+        super().__init__()
+        self.left, self.right = left, right
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.kind == "adaptive":
-                x = torch.flatten(self.pool(x), 1)
-            elif self.kind == "mean":
-                x = x.mean(self.axes)
-            else:
-                x = torch.flatten(x, 1)
-            return self.classifier(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.left(x), self.right(x)], 1)
 
-    return {"ConvBNAct": ConvBNAct, "Residual": Residual, "Concat": Concat, "SE": SqueezeExcite, "Head": Head}
+
+class SqueezeExcite(nn.Module):
+    """x times a per-channel gate from its global mean (1x1 convolutions or a linear bottleneck)."""
+
+    def __init__(self, t: _Layers, c: int, r: int, act: str, gate: str, pool: str, linear: bool):
+        super().__init__()
+        self.axes, self.pool_kind, self.linear = t.axes, pool, linear
+        self.pool = t.adaptive(1)
+        if linear:
+            self.reduce, self.expand = nn.Linear(c, r), nn.Linear(r, c)
+        else:
+            self.reduce, self.expand = t.conv(c, r, 1), t.conv(r, c, 1)
+        self.act, self.gate = _activation(act), _activation(gate)
+        self.view = (-1, c, 1, 1) if len(t.axes) == 2 else (-1, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.linear:
+            s = torch.flatten(self.pool(x), 1)
+            s = self.gate(self.expand(self.act(self.reduce(s)))).reshape(self.view)
+        else:
+            s = self.pool(x) if self.pool_kind == "adaptive" else x.mean(self.axes, keepdim=True)
+            s = self.gate(self.expand(self.act(self.reduce(s))))
+        return x * s
+
+
+class Head(nn.Module):
+    """A global mean (pooling module or ``mean``) or a flatten, then linear layers, maybe a softmax."""
+
+    def __init__(self, t: _Layers, features: int, kind: str, hidden: int, act: str, classes: int, softmax: bool):
+        super().__init__()
+        self.kind, self.axes = kind, t.axes
+        self.pool = t.adaptive(1)
+        layers: list[nn.Module] = []
+        if hidden:
+            layers += [nn.Linear(features, hidden), _activation(act), nn.Dropout(0.1)]
+        layers.append(nn.Linear(hidden or features, classes))
+        layers += [nn.Softmax(dim=1)] if softmax else []
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "adaptive":
+            x = torch.flatten(self.pool(x), 1)
+        elif self.kind == "mean":
+            x = x.mean(self.axes)
+        else:
+            x = torch.flatten(x, 1)
+        return self.classifier(x)
 
 
 class _Builder:
@@ -158,7 +163,6 @@ class _Builder:
     def __init__(self, rng: np.random.Generator, spec: NetSpec):
         self.rng, self.spec = rng, spec
         self.t = _Layers(spec.dims)
-        self.m = _modules()
         self.c = spec.input_shape[0]
         self.size = list(spec.input_shape[1:])
         self.layers: list[Any] = []
@@ -171,7 +175,7 @@ class _Builder:
         k = min(k, min(self.size) + 2 * pad)
         act = act or self.pick(ACTIVATIONS)
         bn = bool(self.rng.random() < 0.6)
-        layer = self.m["ConvBNAct"](self.t, self.c, cout, k, stride, pad, groups, bn, act)
+        layer = ConvBNAct(self.t, self.c, cout, k, stride, pad, groups, bn, act)
         self.size = [(n + 2 * pad - k) // stride + 1 for n in self.size]
         self.c = cout
         return layer, f"conv{k}/{stride} p{pad} g{groups} {self.c}{' bn' if bn else ''} {act}"
@@ -193,21 +197,17 @@ class _Builder:
         return layer, label
 
     def _dwsep(self):
-        from torch import nn
-
         dw, a = self.conv(self.c, self.pick((3, 5)), self.pick((1, 2)), groups=self.c, pad=None)
         pw, b = self.conv(self.pick(CHANNELS), 1, 1, pad=0, act=self.pick(("none", "relu6", "hardswish")))
         return nn.Sequential(dw, pw), f"dwsep[{a} | {b}]"
 
     def _residual(self):
-        from torch import nn
-
         c, k1, k2 = self.c, self.pick((1, 3)), self.pick((1, 3))
         first, a = self.conv(self.pick(CHANNELS), k1, 1, pad=k1 // 2)  # odd kernels, "same" padding
         second, b = self.conv(c, k2, 1, pad=k2 // 2, act="none")
         body = nn.Sequential(first, second)
         post = self.pick(("none", "relu", "relu6"))
-        return self.m["Residual"](body, post), f"res[{a} | {b}] {post}"
+        return Residual(body, post), f"res[{a} | {b}] {post}"
 
     def _concat(self):
         c, size = self.c, list(self.size)
@@ -216,13 +216,13 @@ class _Builder:
         self.c, self.size = c, list(size)
         right, b = self.conv(self.pick(CHANNELS), 3, 1, pad=1)
         self.c += c_left
-        return self.m["Concat"](left, right), f"cat[{a} | {b}]"
+        return Concat(left, right), f"cat[{a} | {b}]"
 
     def _se(self):
         r = max(1, self.c // self.pick((2, 4)))
         act, gate = self.pick(("relu", "silu", "hardswish")), self.pick(("sigmoid", "hardsigmoid"))
         pool, linear = self.pick(("adaptive", "mean")), bool(self.rng.random() < 0.3)
-        layer = self.m["SE"](self.t, self.c, r, act, gate, pool, linear)
+        layer = SqueezeExcite(self.t, self.c, r, act, gate, pool, linear)
         return layer, f"se{r} {act} {gate} {'linear' if linear else pool}"
 
     def _pool(self):
@@ -233,8 +233,6 @@ class _Builder:
         return cls(k, stride, pad), kind
 
     def _pad(self):
-        from torch import nn
-
         amounts = [int(self.rng.integers(0, 3)) for _ in range(2 * self.t.dims)]
         pad = self.t.zero_pad(tuple(amounts)) if self.t.dims == 2 else self.t.zero_pad(tuple(amounts), 0.0)
         if self.t.dims == 2:
@@ -251,9 +249,6 @@ class _Builder:
 
 def random_net(seed: int, num_classes: int = 10) -> tuple[Any, NetSpec]:
     """A random network of supported blocks (eval mode, untrained: see :func:`calibrate_net`)."""
-    import torch
-    from torch import nn
-
     rng = np.random.default_rng(seed)
     dims = 1 if rng.random() < 0.25 else 2
     channels = int((1, 3, 3, 4)[int(rng.integers(0, 4))])
@@ -278,16 +273,13 @@ def random_net(seed: int, num_classes: int = 10) -> tuple[Any, NetSpec]:
     spec.softmax = bool(rng.random() < 0.1)
     spec.head = f"{kind} {features}{f' > fc{hidden} {act}' if hidden else ''} > fc{num_classes}"
     spec.head += " > softmax" if spec.softmax else ""
-    head = builder.m["Head"](builder.t, features, kind, hidden, act, num_classes, spec.softmax)
+    head = Head(builder.t, features, kind, hidden, act, num_classes, spec.softmax)
     return nn.Sequential(*builder.layers, head).eval(), spec
 
 
 def calibrate_net(module: Any, x: np.ndarray, logit_std: float = 3.0) -> Any:
     """Random BatchNorm affines, BatchNorm statistics of ``x``, and the classifier scaled so the
     logits spread (std ``logit_std``); eval mode."""
-    import torch
-    from torch import nn
-
     generator = torch.Generator().manual_seed(0)
     batch_norms = [m for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     for bn in batch_norms:

@@ -6,7 +6,6 @@ layout, folded zero points, fast or exact requantization) and runs in one harnes
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from malak_pipe.mcu.hosttest import run_steps
