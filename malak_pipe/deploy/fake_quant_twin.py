@@ -110,10 +110,9 @@ def _make_modules() -> dict[str, Any]:
                 w = torch.fake_quantize_per_tensor_affine(self.weight, self.w_scale_f, self.w_zero_i, -128, 127)
             if self.kind == "linear":
                 y = nn.functional.linear(x, w, self.bias)
-            elif self.kind == "conv1d":
-                y = nn.functional.conv1d(x, w, self.bias, **self.conv)
             else:
-                y = nn.functional.conv2d(x, w, self.bias, **self.conv)
+                conv = nn.functional.conv1d if w.dim() == 3 else nn.functional.conv2d
+                y = conv(x, w, self.bias, **self.conv)
             return torch.relu(y) if self.relu else y
 
     return {"FakeQuant": FakeQuant, "QDQWeightLayer": QDQWeightLayer}
@@ -125,13 +124,12 @@ def _twin_of_module(layer: Any, classes: dict[str, Any]) -> Any:
     import torch.ao.nn.quantized as nnq
     from torch import nn
 
-    if isinstance(layer, (nnq.Conv2d, nnq.Conv1d)):  # also ConvReLU2d / ConvReLU1d, subclasses
+    if isinstance(layer, (nnq.Conv1d, nnq.Conv2d)):  # also ConvReLU1d/2d, subclasses
         conv = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups}
         if layer.padding_mode != "zeros":
             raise StageFailed(f"quantized conv with padding_mode={layer.padding_mode} is not exportable to QDQ")
-        relu = isinstance(layer, (nniq.ConvReLU2d, nniq.ConvReLU1d))
-        kind = "conv1d" if isinstance(layer, nnq.Conv1d) else "conv"
-        return classes["QDQWeightLayer"](kind, layer.weight(), layer.bias(), conv, relu)
+        relu = isinstance(layer, (nniq.ConvReLU1d, nniq.ConvReLU2d))
+        return classes["QDQWeightLayer"]("conv", layer.weight(), layer.bias(), conv, relu)
     if isinstance(layer, nnq.Linear):  # also LinearReLU
         relu = isinstance(layer, nniq.LinearReLU)
         return classes["QDQWeightLayer"]("linear", layer.weight(), layer.bias(), {}, relu)
