@@ -57,7 +57,7 @@ def test_image_folder_and_custom_model_to_the_mcu(tmp_path):
 
 
 @pytest.mark.firmware
-@pytest.mark.parametrize("model", ["ds_cnn", "custom"])
+@pytest.mark.parametrize("model", ["custom"])  # ds_cnn: tests/firmware/test_signals_mcu.py
 def test_sensor_model_to_the_mcu(tmp_path, model):
     from tests.firmware.conftest import require_tools
 
