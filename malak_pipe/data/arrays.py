@@ -12,23 +12,13 @@ outside the classes and splits of different shapes are errors naming the file an
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from malak_pipe.data.checks import (
-    channels_first,
-    check_finite,
-    check_label_range,
-    check_same_shape,
-    check_sample_dtype,
-    hold_out_test,
-    labels_of,
-    resolve_layout,
-)
+from malak_pipe.data.checks import checked_samples
 from malak_pipe.data.config import DataConfig
-from malak_pipe.data.raw import RawData, Reader, files_fingerprint
+from malak_pipe.data.raw import ArraySplits, RawData, Reader, checked_splits, files_fingerprint, raw_from_splits
 from malak_pipe.errors import DataError
 
 SPLIT_KEYS = {"train": ("x_train", "y_train"), "val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
@@ -92,58 +82,24 @@ def _checked_array(array: np.ndarray, where: str) -> np.ndarray:
     return array
 
 
-@dataclass(frozen=True)
-class ArraySplits:
-    """The checked arrays: channels-first samples and int64 labels per split, and the classes."""
-
-    x: dict[str, np.ndarray]
-    y: dict[str, np.ndarray]
-    class_names: tuple[str, ...]
-    scale: float
-
-
-def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path], cfg: DataConfig) -> dict[str, tuple]:
-    """split -> (x channels-first, int64 labels), every array checked."""
-    out: dict[str, tuple] = {}
+def _splits(arrays: dict[str, np.ndarray], files: dict[str, Path], cfg: DataConfig) -> ArraySplits:
+    """The checked splits of the arrays (see the module docstring)."""
+    x, y = {}, {}
     for split, (x_key, y_key) in SPLIT_KEYS.items():
         if x_key not in arrays and y_key not in arrays:
             continue
         missing = y_key if x_key in arrays else x_key
         if missing not in arrays or (split == "train" and x_key not in arrays):
             raise DataError(f"'{missing}' is missing", path=_where(files, missing), hint=f"save {x_key} and {y_key}")
-        x, where = arrays[x_key], _where(files, x_key)
-        check_sample_dtype(x, where)
-        x = channels_first(x, resolve_layout(x.shape, cfg.layout, where))
-        check_finite(x, where)
-        if split == "train" and len(x) == 0:
-            raise DataError("x_train holds no samples", path=where)
-        out[split] = (x, labels_of(arrays[y_key], len(x), _where(files, y_key)))
-    if "train" not in out:
-        raise DataError("'x_train' is missing", path=_where(files, "x_train"), hint="save x_train and y_train")
-    check_same_shape({s: xy[0] for s, xy in out.items()}, {s: _where(files, SPLIT_KEYS[s][0]) for s in out})
-    return out
-
-
-def class_list(
-    cfg: DataConfig, stored: np.ndarray | None, stored_at: str, labels: list[np.ndarray]
-) -> tuple[tuple[str, ...], str]:
-    """(class names, where their count comes from): data.class_names, the ``stored`` list (found
-    at ``stored_at``), data.num_classes or the largest label + 1; a count disagreeing with
-    data.num_classes is an error."""
-    if cfg.class_names is not None:
-        names, source = tuple(cfg.class_names), "data.class_names"
-    elif stored is not None:
-        names, source = tuple(str(n) for n in np.asarray(stored).reshape(-1)), stored_at
-    else:
-        count = cfg.num_classes or (max(int(y.max()) for y in labels if len(y)) + 1)
-        names, source = tuple(str(i) for i in range(count)), "data.num_classes" if cfg.num_classes else "the labels"
-    if cfg.num_classes is not None and cfg.num_classes != len(names):
-        raise DataError(
-            f"data.num_classes is {cfg.num_classes} but {source} names {len(names)} classes",
-            path="data.num_classes",
-            hint=f"set data.num_classes={len(names)}",
+        x[split], y[split] = checked_samples(
+            arrays[x_key], arrays[y_key], cfg.layout, _where(files, x_key), _where(files, y_key)
         )
-    return names, source
+    if "train" not in x:
+        raise DataError("'x_train' is missing", path=_where(files, "x_train"), hint="save x_train and y_train")
+    if len(x["train"]) == 0:
+        raise DataError("x_train holds no samples", path=_where(files, "x_train"))
+    where = ({s: _where(files, SPLIT_KEYS[s][0]) for s in x}, {s: _where(files, SPLIT_KEYS[s][1]) for s in y})
+    return checked_splits(x, y, cfg, where, (arrays.get("class_names"), _where(files, "class_names")))
 
 
 _checked: dict[tuple, ArraySplits] = {}
@@ -154,41 +110,10 @@ def load_arrays(cfg: DataConfig) -> ArraySplits:
     files = locate_arrays(cfg)
     key = (files_fingerprint("arrays", files), cfg.layout, cfg.class_names, cfg.num_classes)
     if key not in _checked:
-        arrays = _read_all(files)
-        splits = _splits(arrays, files, cfg)
-        labels = [y for _, y in splits.values()]
-        names, source = class_list(cfg, arrays.get("class_names"), _where(files, "class_names"), labels)
-        for split, (_, y) in splits.items():
-            check_label_range(y, len(names), _where(files, SPLIT_KEYS[split][1]), source)
+        splits = _splits(_read_all(files), files, cfg)
         _checked.clear()  # arrays are big: keep the latest only
-        _checked[key] = ArraySplits(
-            x={s: xy[0] for s, xy in splits.items()},
-            y={s: xy[1] for s, xy in splits.items()},
-            class_names=names,
-            scale=check_sample_dtype(splits["train"][0], "x_train"),
-        )
+        _checked[key] = splits
     return _checked[key]
-
-
-def raw_from_splits(data: ArraySplits, cfg: DataConfig) -> RawData:
-    """RawData of checked splits; the test split is held out of train when there is none."""
-    train_x, train_y = data.x["train"], data.y["train"]
-    if "test" in data.x:
-        test_x, test_y = data.x["test"], data.y["test"]
-    else:
-        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, cfg.test_fraction)
-    return RawData(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
-        class_names=data.class_names,
-        scale=data.scale,
-        hflip=False,
-        crop_padding=0,
-        val_x=data.x.get("val"),
-        val_y=data.y.get("val"),
-    )
 
 
 def read_arrays(cfg: DataConfig) -> RawData:

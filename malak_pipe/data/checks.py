@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from malak_pipe.data.config import ArrayLayout
+from malak_pipe.data.config import ArrayLayout, DataConfig
 from malak_pipe.data.splits import stratified_pick
 from malak_pipe.errors import DataError
 
@@ -124,3 +124,35 @@ def hold_out_test(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[np.nda
     """(train_x, train_y, test_x, test_y): a fixed stratified ``fraction`` held out as the test split."""
     test, train = stratified_pick(y, round(fraction * len(y)), TEST_SEED)
     return x[train], y[train], x[test], y[test]
+
+
+def checked_samples(
+    x: np.ndarray, y: np.ndarray, layout: ArrayLayout, where_x: str, where_y: str
+) -> tuple[np.ndarray, ...]:
+    """(samples channels-first, int64 labels) of one split, with its dtype, layout, values and labels checked."""
+    check_sample_dtype(x, where_x)
+    x = channels_first(x, resolve_layout(x.shape, layout, where_x))
+    check_finite(x, where_x)
+    return x, labels_of(y, len(x), where_y)
+
+
+def class_list(
+    cfg: DataConfig, stored: np.ndarray | None, stored_at: str, labels: list[np.ndarray]
+) -> tuple[tuple[str, ...], str]:
+    """(class names, where their count comes from): data.class_names, the ``stored`` list (found
+    at ``stored_at``), data.num_classes or the largest label + 1; a count disagreeing with
+    data.num_classes is an error."""
+    if cfg.class_names is not None:
+        names, source = tuple(cfg.class_names), "data.class_names"
+    elif stored is not None:
+        names, source = tuple(str(n) for n in np.asarray(stored).reshape(-1)), stored_at
+    else:
+        count = cfg.num_classes or (max(int(y.max()) for y in labels if len(y)) + 1)
+        names, source = tuple(str(i) for i in range(count)), "data.num_classes" if cfg.num_classes else "the labels"
+    if cfg.num_classes is not None and cfg.num_classes != len(names):
+        raise DataError(
+            f"data.num_classes is {cfg.num_classes} but {source} names {len(names)} classes",
+            path="data.num_classes",
+            hint=f"set data.num_classes={len(names)}",
+        )
+    return names, source

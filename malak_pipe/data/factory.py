@@ -23,18 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from malak_pipe.data.arrays import ArraySplits, class_list, raw_from_splits
-from malak_pipe.data.checks import (
-    channels_first,
-    check_finite,
-    check_label_range,
-    check_same_shape,
-    check_sample_dtype,
-    labels_of,
-    resolve_layout,
-)
+from malak_pipe.data.checks import checked_samples
 from malak_pipe.data.config import DataConfig
-from malak_pipe.data.raw import RawData, Reader
+from malak_pipe.data.raw import ArraySplits, RawData, Reader, checked_splits, raw_from_splits
 from malak_pipe.errors import ConfigError, DataError, MalakError
 
 SPLITS = ("train", "val", "test")
@@ -42,7 +33,7 @@ SPLITS = ("train", "val", "test")
 
 def call_factory(cfg: DataConfig) -> Any:
     """What ``data.factory(**data.kwargs)`` returns; ConfigError naming the config path on failure."""
-    from malak_pipe.models.factory import import_callable
+    from malak_pipe.models.factory import call_factory as call
 
     if not cfg.factory:
         raise ConfigError(
@@ -50,15 +41,7 @@ def call_factory(cfg: DataConfig) -> Any:
             path="data.factory",
             hint="set it to an import string 'pkg.module:callable' returning (train, val, test) torch Datasets",
         )
-    factory = import_callable(cfg.factory, path="data.factory")
-    try:
-        return factory(**cfg.kwargs)
-    except TypeError as exc:
-        raise ConfigError(
-            f"calling {cfg.factory} with kwargs {sorted(cfg.kwargs)} failed: {exc}",
-            path="data.kwargs",
-            hint="pass the keyword arguments the factory accepts",
-        ) from None
+    return call(cfg.factory, cfg.kwargs, path="data.factory", kwargs_path="data.kwargs")
 
 
 def datasets_of(returned: Any, factory: str) -> dict[str, Any]:
@@ -122,19 +105,13 @@ def load_factory(cfg: DataConfig) -> ArraySplits:
         where = {split: f"data.factory ({cfg.factory}) {split} set" for split in sets}
         x, y = {}, {}
         for split, dataset in sets.items():
-            samples, labels = _samples(dataset, where[split])
-            check_sample_dtype(samples, where[split])
-            x[split] = channels_first(samples, resolve_layout(samples.shape, cfg.layout, where[split]))
-            check_finite(x[split], where[split])
-            y[split] = labels_of(labels, len(samples), where[split])
-        check_same_shape(x, where)
+            x[split], y[split] = checked_samples(
+                *_samples(dataset, where[split]), cfg.layout, where[split], where[split]
+            )
         stored = getattr(sets["train"], "classes", None)
         stored = None if stored is None else np.asarray(stored)
-        names, source = class_list(cfg, stored, f"the classes of the {where['train']}", list(y.values()))
-        for split in y:
-            check_label_range(y[split], len(names), where[split], source)
         _read.clear()
-        _read[key] = ArraySplits(x=x, y=y, class_names=names, scale=check_sample_dtype(x["train"], where["train"]))
+        _read[key] = checked_splits(x, y, cfg, (where, where), (stored, f"the classes of the {where['train']}"))
     return _read[key]
 
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from malak_pipe.data.checks import hold_out_test
 from malak_pipe.data.config import DataConfig
-from malak_pipe.data.raw import RawData, Reader, file_digest
+from malak_pipe.data.raw import ArraySplits, RawData, Reader, file_digest, raw_from_splits
 from malak_pipe.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -236,24 +235,13 @@ def read_image_folder(cfg: DataConfig) -> RawData:
     layout = scan(cfg)
     mode = _mode(cfg, layout)
     splits = {name: _read_tree(tree, layout.classes, mode, cfg.image_size) for name, tree in layout.trees.items()}
-    train_x, train_y = splits["train"]
-    if "test" in splits:
-        test_x, test_y = splits["test"]
-    else:
-        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, cfg.test_fraction)
-    val_x, val_y = splits.get("val", (None, None))
-    return RawData(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+    data = ArraySplits(
+        x={name: xy[0] for name, xy in splits.items()},
+        y={name: xy[1] for name, xy in splits.items()},
         class_names=layout.classes,
         scale=255.0,
-        hflip=False,  # whether a mirrored image is still of its class is the user's knowledge
-        crop_padding=max(1, train_x.shape[2] // 8),
-        val_x=val_x,
-        val_y=val_y,
     )
+    return raw_from_splits(data, cfg, crop_padding=max(1, data.x["train"].shape[2] // 8))
 
 
 IMAGE_FOLDER = Reader(read=read_image_folder, source_fingerprint=image_folder_fingerprint)
