@@ -28,7 +28,7 @@ KEYS = (*(key for pair in SPLIT_KEYS.values() for key in pair), "class_names")
 def locate_arrays(cfg: DataConfig) -> dict[str, Path]:
     """``{"npz": file}`` or ``{key: file.npy}``; DataError naming ``data.root`` when absent."""
     if not cfg.root:
-        raise DataError("data.root is not set", path="data.root", hint="point data.root at the .npz file")
+        raise DataError("no array file is set", path="data.root", hint="point data.root at the .npz file")
     root = Path(cfg.root).expanduser()
     if root.is_file() and root.suffix == ".npz":
         return {"npz": root}

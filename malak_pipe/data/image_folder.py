@@ -55,7 +55,9 @@ class FolderLayout:
 def folder_root(cfg: DataConfig) -> Path:
     """``data.root`` as a directory; DataError naming it when unset, missing or a file."""
     if not cfg.root:
-        raise DataError("data.root is not set", path="data.root", hint="point data.root at the folder of class folders")
+        raise DataError(
+            "no image folder is set", path="data.root", hint="point data.root at the folder of class folders"
+        )
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"

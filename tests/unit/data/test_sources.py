@@ -82,7 +82,7 @@ def test_folder_errors_name_the_folder_or_file(tmp_path):
     with pytest.raises(DataError, match="does not exist") as missing:
         source_fingerprint(_folder_cfg(tmp_path / "nowhere"))
     assert str(tmp_path / "nowhere") in str(missing.value)
-    with pytest.raises(DataError, match="data.root is not set"):
+    with pytest.raises(DataError, match="data.root: no image folder is set"):
         source_fingerprint(DataConfig(name="image_folder"))
     write_image_tree(tmp_path / "empty", per_class=3)
     (tmp_path / "empty" / "fox").mkdir()
