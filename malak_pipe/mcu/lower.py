@@ -98,6 +98,8 @@ class Lowering:
         first = self.states.get(node.input[0]) if node.input else None
         if kind in REGISTRY.views and first is not None:
             self.states[node.output[0]] = first.with_index(REGISTRY.views[kind](self, node, first.index))
+            if node.input[0] in self._kept:
+                self._kept.add(node.output[0])
         elif kind in REGISTRY.clamps and isinstance(first, Pending):
             self.states[node.output[0]] = first.clamped(*REGISTRY.clamps[kind](self, node))
         elif kind in REGISTRY.elementwise and (source := self._unary_source(node)) is not None:
@@ -232,6 +234,7 @@ class Lowering:
         name = node.output[0]
         if isinstance(state, Value) and node.input[0] in self._kept:
             self.states[name] = Coded(state.tensor, state.index, CODES, state.tensor.scale, state.tensor.zero_point)
+            self._kept.add(name)
         elif isinstance(state, Value):
             codes = quantize(state.values(), scale, zero_point)
             self.states[name] = Coded(state.tensor, state.index, codes, scale, zero_point, name, state.ops)
@@ -247,6 +250,10 @@ class Lowering:
         state = self.states.get(node.input[0])
         if not isinstance(state, Coded):
             raise self.onnx.error(node, "dequantizes a tensor that no supported node produced")
+        if node.input[0] in self._kept:  # the host's softmax: the int8 tensor itself goes on
+            self.states[node.output[0]] = Value(state.tensor, state.index)
+            self._kept.add(node.output[0])
+            return
         scale, zero_point, _ = self._qparams(node)
         coded = Coded(state.tensor, state.index, state.codes, scale, zero_point, state.name, state.ops)
         self.states[node.output[0]] = coded.dequantized()
@@ -342,7 +349,8 @@ class Lowering:
             base = Pending(pending.node, pending.shape, pending.index, pending.emit, natural, made=pending.made)
             real = np.clip(dequantize(CODES, *natural), pending.lo, pending.hi)
             codes = quantize(real, scale, zero_point)
-            out = self._table(Coded(self._emit(base, name, *natural), pending.index, codes, scale, zero_point, name))
+            exact = self._emit(base, pending.node.output[0], *natural)  # named after the operator's float output
+            out = self._table(Coded(exact, pending.index, codes, scale, zero_point, name))
         pending.made[key] = out.name
         return out
 

@@ -128,7 +128,10 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
 
     images = quantize_input(graph, x)
     golden = run_golden(graph, images).reshape(len(x), -1)
-    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x)).reshape(len(x), -1)
+    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x))
+    if graph.meta.get("output_layout") == "channels_last":  # an N x C x H x W (N x C x L) output map
+        ort = ort.transpose((0, 2, 3, 1) if ort.ndim == 4 else (0, 2, 1))
+    ort = ort.reshape(len(x), -1)
     out = graph.output_tensor
     dequantized = (golden.astype(np.float64) - out.zero_point) * out.scale
     top2 = np.sort(ort, axis=1)[:, -2:] if ort.shape[1] > 1 else np.zeros((len(x), 2))
