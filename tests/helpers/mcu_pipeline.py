@@ -13,7 +13,10 @@ Routes (what quantize_onnx does):
 
 Agreement: the golden reference's top-1 against ONNX Runtime's on every input, and on the
 inputs where ONNX Runtime's top two outputs are at least ``DECISIVE_LSB`` output steps apart
-(a closer pair is a tie that the last bit of rounding decides either way).
+(a closer pair is a tie that the last bit of rounding decides either way). Layer by layer
+(:func:`layerwise_lsb`): every layer of the golden graph run on ONNX Runtime's own int8 inputs
+against ONNX Runtime's int8 output, in output steps: end to end, differences of one step can
+grow through a deep untrained network, layer by layer they stay at one.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 ROUTES = ("ort_int8", "ort_uint8", "ptq", "qat")
 DECISIVE_LSB = 2.0
+LAYERWISE_IMAGES = 8
 CALIBRATION_BATCH = 32
 
 
@@ -46,6 +50,8 @@ class RouteResult:
     decisive_agreement: float = float("nan")
     decisive_images: int = 0
     max_abs_lsb: float = float("nan")
+    layer_max_lsb: float = float("nan")
+    layers_checked: int = 0
     host_bit_exact: float = float("nan")
     seconds: float = 0.0
 
@@ -122,7 +128,10 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
 
     images = quantize_input(graph, x)
     golden = run_golden(graph, images).reshape(len(x), -1)
-    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x)).reshape(len(x), -1)
+    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x))
+    if graph.meta.get("output_layout") == "channels_last":  # an N x C x H x W (N x C x L) output map
+        ort = ort.transpose((0, 2, 3, 1) if ort.ndim == 4 else (0, 2, 1))
+    ort = ort.reshape(len(x), -1)
     out = graph.output_tensor
     dequantized = (golden.astype(np.float64) - out.zero_point) * out.scale
     top2 = np.sort(ort, axis=1)[:, -2:] if ort.shape[1] > 1 else np.zeros((len(x), 2))
@@ -135,6 +144,68 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
         "max_abs_lsb": float(np.abs(dequantized - ort).max() / out.scale),
     }
     return images, figures
+
+
+def _ort_tensors(onnx_path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """ONNX Runtime's values of the QuantizeLinear outputs ``names``: int8 domain, ONNX layout (N, ...)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(onnx_path))
+    inits = {init.name: init.data_type for init in model.graph.initializer}
+    q_types = {
+        node.output[0]: inits.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else 2
+        for node in model.graph.node
+        if node.op_type == "QuantizeLinear" and node.output[0] in names
+    }
+    present = {o.name for o in model.graph.output}
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, dtype, None) for name, dtype in q_types.items() if name not in present
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    wanted = [o.name for o in session.get_outputs() if o.name in q_types]
+    runs = [session.run(wanted, {session.get_inputs()[0].name: x[i : i + 1]}) for i in range(len(x))]
+    values = {}
+    for k, name in enumerate(wanted):
+        v = np.concatenate([run[k] for run in runs])
+        values[name] = v.astype(np.int64) - (128 if v.dtype == np.uint8 else 0)
+    return values
+
+
+def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
+    """The largest difference (int8 steps) of any layer run on ONNX Runtime's own inputs, and how many
+    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs.
+
+    ONNX Runtime's tensors are put in the storage order of the integer graph through the logical
+    index the lowering tracked for each ONNX tensor (a flattened map is CHW in ONNX, HWC stored).
+    """
+    import onnx
+
+    from malak_pipe.mcu.golden import quantize_input, run_layer
+    from malak_pipe.mcu.lower import Lowering
+    from malak_pipe.mcu.onnx_graph import OnnxIndex
+
+    lowering = Lowering(OnnxIndex(onnx.load(str(onnx_path)), str(onnx_path)))
+    graph = lowering.run()
+    names = {layer.output for layer in graph.layers} | {name for layer in graph.layers for name in layer.inputs}
+    stored = {graph.input: quantize_input(graph, x)}
+    for name, value in _ort_tensors(onnx_path, sorted(names), x).items():
+        index = lowering.states[name].index.ravel()
+        tensor = graph.tensors.get(name)
+        if tensor is None or np.unique(index).size != tensor.size or index.size != tensor.size:
+            continue
+        flat = np.empty((len(x), tensor.size), dtype=np.int64)
+        flat[:, index] = value.reshape(len(x), -1)
+        stored[name] = flat.reshape(len(x), *tensor.shape).astype(np.int8)
+    worst, checked = 0, 0
+    for layer in graph.layers:
+        if layer.output in stored and all(name in stored for name in layer.inputs):
+            got = run_layer(graph, layer, *[stored[name] for name in layer.inputs]).astype(np.int64)
+            worst = max(worst, int(np.abs(got - stored[layer.output]).max()))
+            checked += 1
+    return float(worst), checked
 
 
 def host_bit_exact(graph: Any, images: np.ndarray, workdir: Path) -> float:
@@ -170,6 +241,7 @@ def run_route(module: Any, route: str, calibration: np.ndarray, x: np.ndarray, h
             result.images = len(x)
             for key, value in figures.items():
                 setattr(result, key, value)
+            result.layer_max_lsb, result.layers_checked = layerwise_lsb(path, x[:LAYERWISE_IMAGES])
             if host:
                 result.stage = "host"
                 result.host_bit_exact = host_bit_exact(graph, images, workdir)

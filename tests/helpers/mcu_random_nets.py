@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+SPREAD = 0.5  # BatchNorm affines drawn in 1 +- SPREAD
 CHANNELS = (3, 5, 8, 12, 16, 24, 40)
 SIZES_2D = (7, 9, 11, 12, 13, 16)
 SIZES_1D = (15, 25, 31, 40)
@@ -150,8 +151,8 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "adaptive":
             x = torch.flatten(self.pool(x), 1)
-        elif self.kind == "mean":
-            x = x.mean(self.axes)
+        elif self.kind == "mean":  # keepdim: torch's x86 int8 mean without it fails on channels-last inputs
+            x = torch.flatten(x.mean(self.axes, keepdim=True), 1)
         else:
             x = torch.flatten(x, 1)
         return self.classifier(x)
@@ -286,14 +287,17 @@ def calibrate_net(module: Any, x: np.ndarray, logit_std: float = 3.0) -> Any:
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative average over the batches
         with torch.no_grad():
-            bn.weight.uniform_(0.5, 1.5, generator=generator)
-            bn.bias.normal_(0.0, 0.2, generator=generator)
+            bn.weight.uniform_(1 - SPREAD, 1 + SPREAD, generator=generator)
+            bn.bias.normal_(0.0, 0.4 * SPREAD, generator=generator)
     module.train()
     with torch.no_grad():
         for start in range(0, len(x), 32):
             module(torch.as_tensor(x[start : start + 32]))
     module.eval()
-    classifier = [m for m in module.modules() if isinstance(m, nn.Linear)][-1]
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return module
+    classifier = linears[-1]
     seen: list[torch.Tensor] = []
     hook = classifier.register_forward_hook(lambda _m, _i, out: seen.append(out))
     with torch.no_grad():
