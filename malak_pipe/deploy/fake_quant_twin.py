@@ -111,7 +111,8 @@ def _make_modules() -> dict[str, Any]:
             if self.kind == "linear":
                 y = nn.functional.linear(x, w, self.bias)
             else:
-                y = nn.functional.conv2d(x, w, self.bias, **self.conv)
+                conv = nn.functional.conv1d if w.dim() == 3 else nn.functional.conv2d
+                y = conv(x, w, self.bias, **self.conv)
             return torch.relu(y) if self.relu else y
 
     return {"FakeQuant": FakeQuant, "QDQWeightLayer": QDQWeightLayer}
@@ -123,11 +124,11 @@ def _twin_of_module(layer: Any, classes: dict[str, Any]) -> Any:
     import torch.ao.nn.quantized as nnq
     from torch import nn
 
-    if isinstance(layer, nnq.Conv2d):  # also ConvReLU2d, a subclass
+    if isinstance(layer, (nnq.Conv1d, nnq.Conv2d)):  # also ConvReLU1d/2d, subclasses
         conv = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation, "groups": layer.groups}
         if layer.padding_mode != "zeros":
             raise StageFailed(f"quantized conv with padding_mode={layer.padding_mode} is not exportable to QDQ")
-        relu = isinstance(layer, nniq.ConvReLU2d)
+        relu = isinstance(layer, (nniq.ConvReLU1d, nniq.ConvReLU2d))
         return classes["QDQWeightLayer"]("conv", layer.weight(), layer.bias(), conv, relu)
     if isinstance(layer, nnq.Linear):  # also LinearReLU
         relu = isinstance(layer, nniq.LinearReLU)
@@ -138,6 +139,7 @@ def _twin_of_module(layer: Any, classes: dict[str, Any]) -> Any:
         nnq.Hardswish: lambda m: nn.Hardswish(),
         nnq.LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope),
         nnq.Sigmoid: lambda m: nn.Sigmoid(),
+        nnq.Softmax: lambda m: nn.Softmax(m.dim),
     }
     for kind, factory in simple.items():
         if isinstance(layer, kind):

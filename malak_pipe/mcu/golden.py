@@ -15,7 +15,8 @@ from malak_pipe.mcu.ops import REGISTRY
 
 
 def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
-    """Float N x C x H x W inputs (as the ONNX model takes them) to int8 N x H x W x C.
+    """Float N x C x H x W (or N x C x L) inputs, as the ONNX model takes them, to int8 N x H x W x C
+    (N x 1 x L x C).
 
     Same arithmetic as ONNX Runtime's QuantizeLinear: x / scale in float32, rounded half to
     even, plus the zero point, saturated (uint8 models are shifted by -128 exactly).
@@ -23,8 +24,10 @@ def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
     tensor = graph.input_tensor
     x = np.asarray(x, dtype=np.float32)
     h, w, c = tensor.shape
-    if x.ndim != 4 or x.shape[1:] != (c, h, w):
-        raise DataError(f"the model takes N x {c} x {h} x {w} inputs, got {x.shape}")
+    expected = tuple(graph.meta.get("onnx_input_shape_chw") or (c, h, w))
+    if x.shape[1:] != expected:
+        raise DataError(f"the model takes N x {' x '.join(map(str, expected))} inputs, got {x.shape}")
+    x = x.reshape(len(x), c, h, w)
     q = np.rint(x / np.float32(tensor.scale)).astype(np.int64) + tensor.zero_point
     return np.clip(q, -128, 127).astype(np.int8).transpose(0, 2, 3, 1).copy()
 

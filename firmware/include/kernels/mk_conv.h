@@ -72,23 +72,28 @@ MK_INLINE void mk_conv_pool_pixel(int8_t *restrict dst, const int32_t *col, cons
  * 2-D convolution, k = (ky, kx, ci) padded with zeros to k4; weights as mk_conv_pixels2 reads
  * them. out_h, out_w are the convolution's output size; with pool=1 a 2x2 stride-2 max-pool is
  * fused and the output is (out_h/2, out_w/2, out_c). col: 2 (4 with pool) x k4 halfwords.
+ * groups > 1: output channels g * out_c/groups.. read input channels g * in_c/groups.., k4 and
+ * the weights (one interleaved block per group) are per group.
  */
 MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
                        const int8_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int in_c,
-                       int out_h, int out_w, int out_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp,
-                       int out_zp, int act_min, int act_max, int pool, int fast, int lsh)
+                       int out_h, int out_w, int out_c, int groups, int kh, int kw, int sh, int sw, int pt, int pl,
+                       int in_zp, int out_zp, int act_min, int act_max, int pool, int fast, int lsh)
 {
-    const int k4 = (kh * kw * in_c + 3) & ~3;
+    const int cig = in_c / groups, cog = out_c / groups;
+    const int k4 = (kh * kw * cig + 3) & ~3;
     if (pool) {
         const int ph = out_h / 2, pw = out_w / 2;
         for (int py = 0; py < ph; py++) {
             for (int px = 0; px < pw; px++) {
-                for (int i = 0; i < 4; i++) {
-                    mk_im2col(col + (i >> 1) * k4, i & 1, in, 2 * py + (i >> 1), 2 * px + (i & 1), in_h, in_w, in_c,
-                              kh, kw, sh, sw, pt, pl, in_zp, k4);
+                for (int g = 0; g < groups; g++) {
+                    for (int i = 0; i < 4; i++) {
+                        mk_im2col_g(col + (i >> 1) * k4, i & 1, in, 2 * py + (i >> 1), 2 * px + (i & 1), in_h, in_w,
+                                    in_c, g * cig, cig, kh, kw, sh, sw, pt, pl, in_zp, k4);
+                    }
+                    mk_conv_pool_pixel(out + (py * pw + px) * out_c + g * cog, col, w + g * cog * k4, ch + g * cog,
+                                       cog, k4, out_zp, act_min, act_max, fast, lsh);
                 }
-                mk_conv_pool_pixel(out + (py * pw + px) * out_c, col, w, ch, out_c, k4, out_zp, act_min, act_max,
-                                   fast, lsh);
             }
         }
         return;
@@ -97,24 +102,27 @@ MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t 
     int oy = 0, ox = 0;
     for (int p = 0; p < n; p += 2) {
         const int qy = oy, qx = ox;
-        mk_im2col(col, 0, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
         if (++ox == out_w) {
             ox = 0;
             oy++;
         }
+        int ry = qy, rx = qx; /* an odd last pixel: both slots hold it, both outputs go to it */
         int8_t *pb = out + p * out_c;
         if (p + 1 < n) {
+            ry = oy;
+            rx = ox;
             pb += out_c;
-            mk_im2col(col, 1, in, oy, ox, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
             if (++ox == out_w) {
                 ox = 0;
                 oy++;
             }
-        } else {
-            /* odd last pixel: both slots hold it, both outputs go to it */
-            mk_im2col(col, 1, in, qy, qx, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k4);
         }
-        mk_conv_pixels2(out + p * out_c, pb, col, w, ch, out_c, k4, out_zp, act_min, act_max, fast, lsh);
+        for (int g = 0; g < groups; g++) {
+            mk_im2col_g(col, 0, in, qy, qx, in_h, in_w, in_c, g * cig, cig, kh, kw, sh, sw, pt, pl, in_zp, k4);
+            mk_im2col_g(col, 1, in, ry, rx, in_h, in_w, in_c, g * cig, cig, kh, kw, sh, sw, pt, pl, in_zp, k4);
+            mk_conv_pixels2(out + p * out_c + g * cog, pb + g * cog, col, w + g * cog * k4, ch + g * cog, cog, k4,
+                            out_zp, act_min, act_max, fast, lsh);
+        }
     }
 }
 

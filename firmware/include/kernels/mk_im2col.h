@@ -13,16 +13,19 @@
 /* ------------------------------------------------------------------------ im2col */
 
 /*
- * q15 column of output pixel (oy, ox), k4 values in groups of 4 stored as the two words
- * (x0,x2),(x1,x3) (what SXTB16 and SXTB16 ROR 8 of the weights pair with). Two pixels share a
- * buffer interleaved by group: group g of slot s (0 or 1) is at words 4g + 2s.
+ * q15 column of output pixel (oy, ox) over the cg input channels c0..c0+cg-1 of pixels in_c
+ * channels apart (a group of a grouped convolution; all of them: c0 = 0, cg = in_c), k4 values
+ * in groups of 4 stored as the two words (x0,x2),(x1,x3) (what SXTB16 and SXTB16 ROR 8 of the
+ * weights pair with). Two pixels share a buffer interleaved by group: group g of slot s (0 or 1)
+ * is at words 4g + 2s.
  */
-MK_INLINE void mk_im2col(int32_t *restrict col, int slot, const int8_t *restrict in, int oy, int ox, int in_h,
-                         int in_w, int in_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k4)
+MK_INLINE void mk_im2col_g(int32_t *restrict col, int slot, const int8_t *restrict in, int oy, int ox, int in_h,
+                           int in_w, int in_c, int c0, int cg, int kh, int kw, int sh, int sw, int pt, int pl,
+                           int in_zp, int k4)
 {
     const int iy0 = oy * sh - pt;
     const int ix0 = ox * sw - pl;
-    if ((in_c & 3) == 0) {
+    if ((cg & 3) == 0) {
         const int32_t zp2 = (int32_t)(((uint32_t)in_zp & 0xFFFFu) | ((uint32_t)in_zp << 16));
         int32_t *dst = col + 2 * slot;
         for (int ky = 0; ky < kh; ky++) {
@@ -30,15 +33,15 @@ MK_INLINE void mk_im2col(int32_t *restrict col, int slot, const int8_t *restrict
             for (int kx = 0; kx < kw; kx++) {
                 const int ix = ix0 + kx;
                 if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
-                    const int8_t *src = in + (iy * in_w + ix) * in_c;
-                    for (int c = 0; c < in_c; c += 4) {
+                    const int8_t *src = in + (iy * in_w + ix) * in_c + c0;
+                    for (int c = 0; c < cg; c += 4) {
                         const int32_t v = mk_ld32(src + c);
                         dst[0] = mk_sxtb16(v);
                         dst[1] = mk_sxtb16_ror8(v);
                         dst += 4;
                     }
                 } else {
-                    for (int c = 0; c < in_c; c += 4) {
+                    for (int c = 0; c < cg; c += 4) {
                         dst[0] = zp2;
                         dst[1] = zp2;
                         dst += 4;
@@ -55,8 +58,8 @@ MK_INLINE void mk_im2col(int32_t *restrict col, int slot, const int8_t *restrict
         for (int kx = 0; kx < kw; kx++) {
             const int ix = ix0 + kx;
             const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            const int8_t *src = in + (iy * in_w + ix) * in_c;
-            for (int c = 0; c < in_c; c++, k++) {
+            const int8_t *src = in + (iy * in_w + ix) * in_c + c0;
+            for (int c = 0; c < cg; c++, k++) {
                 const int j = k & 3;
                 dst[2 * (k & ~3) + ((j & 1) << 1) + (j >> 1)] = (int16_t)(inside ? src[c] : in_zp);
             }

@@ -1,9 +1,10 @@
 """2-D convolution (group 1): ONNX Conv lowering, golden reference, the mk_conv and mk_conv1 kernels.
 
-IR ``conv2d``: weights (Cout, KH, KW, Cin) int8, bias, multiplier, shift (Cout,); attrs kernel,
-stride, pads (top, left, bottom, right), act_min, act_max. An ONNX Conv with group = input
-channels is a depthwise convolution (:mod:`malak_pipe.mcu.ops.depthwise`); other groups are
-refused.
+IR ``conv2d``: weights (Cout, KH, KW, Cin / groups) int8, bias, multiplier, shift (Cout,); attrs
+kernel, stride, pads (top, left, bottom, right), act_min, act_max, groups (absent: 1; output
+channel o reads the input channels of group o // (Cout / groups)). A 1-D convolution (ONNX N x C x L,
+Conv1d) is the 2-D convolution of a (1, L, C) map with a (1, K) kernel. An ONNX Conv with group = input
+channels is a depthwise convolution (:mod:`malak_pipe.mcu.ops.depthwise`).
 
 Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
-from malak_pipe.mcu.ir import IntGraph, Layer
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import (
     ACC_LIMIT,
     WINDOW_INTS,
@@ -36,6 +37,7 @@ from malak_pipe.mcu.kernels import (
     row_constants,
     window_ints,
 )
+from malak_pipe.mcu.layout import map_index
 from malak_pipe.mcu.ops import depthwise, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -51,7 +53,7 @@ CONV = KernelSpec(
     "mk_conv",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *WINDOW_INTS, *_TAIL),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
 )
 CONV1 = KernelSpec(
     "conv1",
@@ -66,30 +68,40 @@ CONV1 = KernelSpec(
 
 
 def lower_conv(lw: Lowering, node: Any) -> None:
-    """ONNX Conv -> conv2d, or depthwise_conv2d when group = input channels."""
+    """ONNX Conv (2-D, or 1-D as height 1) -> conv2d, or depthwise_conv2d when group = input channels."""
     onnx = lw.onnx
-    x = lw.value(node, node.input[0])
-    q_w, _, _, _ = onnx_params.dq_const(onnx, node, node.input[1])
-    out_c, cin_per_group, kh, kw = q_w.shape
+    x, rank = lw.map_input(node, node.input[0])
+    weights, w_scale = onnx_params.weights(onnx, node, node.input[1], None)
+    if weights.ndim == 3:  # Conv1d: (Cout, Cin/group, K) is a (Cout, Cin/group, 1, K) kernel
+        weights = weights[:, :, None, :]
+    out_c, cin_per_group, kh, kw = weights.shape
     group = int(onnx.attr(node, "group", 1))
     in_c = x.shape[-1]
-    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, [kh, kw])
-    weights, w_scale = onnx_params.weights(onnx, node, node.input[1], out_c)
-    bias = onnx_params.bias(onnx, node, onnx_params.optional_input(node, 2), out_c, x.scale * w_scale)
-    out, act_min, act_max = lw.output(node, (out_h, out_w, out_c))
-    attrs = {"kernel": [kh, kw], "stride": strides, "pads": pads, "act_min": act_min, "act_max": act_max}
-    arrays = {"bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
-    if group == 1 and cin_per_group == in_c:
-        arrays["weights"] = np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
-        lw.add_layer(node, "conv2d", [x], out, attrs, arrays)
-    elif depthwise.is_depthwise(group, in_c, cin_per_group, out_c):
-        depthwise.add_depthwise_layer(lw, node, x, out, weights, attrs, arrays)
-    else:
+    dense = in_c % group == 0 and out_c % group == 0 and cin_per_group == in_c // group
+    dense = dense and not (group > 1 and depthwise.is_depthwise(group, in_c, cin_per_group, out_c))
+    if not dense and not depthwise.is_depthwise(group, in_c, cin_per_group, out_c):
         raise onnx.error(
             node,
-            f"grouped convolution (group={group}, {in_c} input channels) is not supported",
-            hint="use group=1 or a depthwise convolution (group = input channels)",
+            f"grouped convolution (group={group}, {in_c} input channels, weights {list(weights.shape)}) does not "
+            "match its input",
+            hint="group must divide the input and output channels",
         )
+    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, [kh, kw], rank)
+    bias = onnx_params.bias(onnx, node, onnx_params.optional_input(node, 2), out_c, x.scale * w_scale)
+    base = {"kernel": [kh, kw], "stride": strides, "pads": pads, **({"groups": group} if group > 1 else {})}
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        attrs = {**base, "act_min": act_min, "act_max": act_max}
+        real = x.scale * w_scale / out.scale
+        arrays = {"bias": onnx_params.saturating_bias(bias, weights, real), **onnx_params.requant(real)}
+        if dense:
+            arrays["weights"] = np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
+            lw.add_layer(node, "conv2d", [x], out, attrs, arrays)
+        else:
+            depthwise.add_depthwise_layer(lw, node, x, out, weights, attrs, arrays)
+
+    shape = (out_h, out_w, out_c)
+    lw.produce(node, shape, map_index(shape, rank), emit)
 
 
 # ---------------------------------------------------------------- reference
@@ -98,12 +110,18 @@ def lower_conv(lw: Lowering, node: Any) -> None:
 def conv2d_golden(graph: IntGraph, layer: Layer, x: np.ndarray) -> np.ndarray:
     zp = input_zero_point(graph, layer)
     out_h, out_w, out_c = graph.tensors[layer.output].shape
-    weights = layer.arrays["weights"]  # Cout, KH, KW, Cin
+    weights = layer.arrays["weights"].astype(np.float64)  # Cout, KH, KW, Cin / groups
+    groups = layer.attrs.get("groups", 1)
     padded = pad(x, layer.attrs["pads"], zp).astype(np.float64) - zp
     cols = windows(padded, layer.attrs["kernel"], layer.attrs["stride"], (out_h, out_w))
-    cols = cols.reshape(x.shape[0] * out_h * out_w, -1)
-    acc = cols @ weights.reshape(out_c, -1).T.astype(np.float64) + layer.arrays["bias"]
-    acc = check_acc(layer, acc).reshape(x.shape[0], out_h, out_w, out_c)
+    rows = x.shape[0] * out_h * out_w
+    if groups == 1:
+        acc = cols.reshape(rows, -1) @ weights.reshape(out_c, -1).T
+    else:  # group g: input channels g * cin/groups.., output channels g * cout/groups..
+        taps, cig = weights.shape[1] * weights.shape[2], weights.shape[3]
+        grouped = cols.reshape(rows, taps, groups, cig)
+        acc = np.einsum("mtgc,gotc->mgo", grouped, weights.reshape(groups, -1, taps, cig)).reshape(rows, out_c)
+    acc = check_acc(layer, acc + layer.arrays["bias"]).reshape(x.shape[0], out_h, out_w, out_c)
     return finish(layer, acc, graph)
 
 
@@ -150,6 +168,7 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         ints["act_min"], ints["act_max"] = clamp
         reason = "; the 2x2/2 max-pool after it fused (its only reader, requantization monotonic)"
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
+    ints["groups"] = groups = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
     if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
         k2 = k + (k & 1)
@@ -159,9 +178,11 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         consts = {"weights": q15.reshape(-1), "chan": rc.chan}
         why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
         return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
-    consts = {"weights": interleave_rows(rc.rows, 2), "chan": rc.chan}
+    per_group = np.split(rc.rows, groups)  # channel pairs interleaved within each group
+    consts = {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": rc.chan}
     scratch = (4 if pool is not None else 2) * k4 * 2
     why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
+    why += f", {groups} groups" if groups > 1 else ""
     return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)
 
 

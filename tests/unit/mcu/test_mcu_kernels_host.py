@@ -6,11 +6,10 @@ layout, folded zero points, fast or exact requantization) and runs in one harnes
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from malak_pipe.mcu.hosttest import run_steps
-from tests.helpers.mcu_kernel_cases import RANDOM_OPS, random_kernel_cases
+from tests.helpers.mcu_kernel_cases import RANDOM_OPS, mismatches, random_kernel_cases
 
 CASES_PER_OP = 60
 
@@ -19,15 +18,16 @@ CASES_PER_OP = 60
 def test_kernels_are_bit_exact_on_random_layers(host_harness, op):
     cases, expected = random_kernel_cases(op, CASES_PER_OP, seed=RANDOM_OPS.index(op))
     outputs = run_steps(host_harness, cases)
-    for index, (got, want, (step, _, _)) in enumerate(zip(outputs, expected, cases, strict=True)):
-        assert np.array_equal(got, want), f"case {index}: {step.kernel} {step.ints}"
+    assert not mismatches(outputs, expected, cases)
 
 
 def test_random_cases_cover_both_requantization_paths_and_fusion():
     convs, _ = random_kernel_cases("conv2d", CASES_PER_OP, seed=RANDOM_OPS.index("conv2d"))
     fast = {step.ints["fast"] for step, _, _ in convs}
     assert fast == {0, 1}
+    assert {step.ints["groups"] > 1 for step, _, _ in convs if step.kernel == "conv"} == {False, True}
     pooled, _ = random_kernel_cases("conv_pool", CASES_PER_OP, seed=RANDOM_OPS.index("conv_pool"))
     assert {step.ints["pool"] for step, _, _ in pooled} == {0, 1}
+    assert {step.ints["groups"] > 1 for step, _, _ in pooled if step.ints["pool"]} == {False, True}
     dws, _ = random_kernel_cases("depthwise_conv2d", CASES_PER_OP, seed=RANDOM_OPS.index("depthwise_conv2d"))
     assert {step.ints["mult"] > 1 for step, _, _ in dws} == {False, True}

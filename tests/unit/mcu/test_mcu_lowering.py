@@ -102,33 +102,52 @@ def _qdq_model_with(op_builder, tmp_path, channels=2):
 def test_unsupported_operator_names_node_and_type(tmp_path):
     from onnx import helper
 
-    path = _qdq_model_with(lambda x, y: [helper.make_node("Sigmoid", [x], [y], name="my_sigmoid")], tmp_path)
+    path = _qdq_model_with(lambda x, y: [helper.make_node("Resize", [x], [y], name="my_resize")], tmp_path)
     with pytest.raises(ArtifactError) as info:
         lower_onnx(path)
     message = str(info.value)
-    assert "my_sigmoid" in message and "Sigmoid" in message and "not supported" in message
+    assert "my_resize" in message and "'Resize'" in message and "not supported" in message
+    assert "Sigmoid" in message and "Concat" in message  # the supported list
 
 
-def test_grouped_convolution_is_refused_with_the_node_name(tmp_path):
+def _grouped_conv_model(tmp_path, group, weights_shape):
     import onnx
     from onnx import TensorProto, helper
 
     def conv(x, y):
         return [
             helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=0),
-            helper.make_node("Conv", [x, "w"], [y], name="grouped", group=2, kernel_shape=[1, 1]),
+            helper.make_node("Conv", [x, "w"], [y], name="grouped", group=group, kernel_shape=[1, 1]),
         ]
 
     path = _qdq_model_with(conv, tmp_path, channels=4)
     model = onnx.load(str(path))
+    count = int(np.prod(weights_shape))
     model.graph.initializer.extend(
         [
-            helper.make_tensor("wq", TensorProto.INT8, [4, 2, 1, 1], [1, 2, 3, 4, 5, 6, 7, 8]),
-            helper.make_tensor("ws", TensorProto.FLOAT, [4], [0.1] * 4),
+            helper.make_tensor("wq", TensorProto.INT8, weights_shape, [(3 * i) % 17 - 8 for i in range(count)]),
+            helper.make_tensor("ws", TensorProto.FLOAT, [weights_shape[0]], [0.1] * weights_shape[0]),
         ]
     )
     onnx.save(model, str(path))
-    with pytest.raises(ArtifactError, match=r"grouped.*Conv.*group=2, 4 input channels"):
+    return path
+
+
+def test_grouped_convolution_lowers_and_matches_onnxruntime(tmp_path):
+    path = _grouped_conv_model(tmp_path, 2, [4, 2, 1, 1])
+    graph = lower_onnx(path)
+    assert [(layer.op, layer.attrs.get("groups")) for layer in graph.layers] == [("conv2d", 2)]
+    x = np.random.default_rng(0).normal(size=(16, 4, 4, 4)).astype(np.float32)
+    golden = run_golden(graph, quantize_input(graph, x))
+    out = graph.output_tensor
+    ort = ort_logits(path, x).transpose(0, 2, 3, 1)  # the graph output is stored channels-last
+    assert graph.meta["output_layout"] == "channels_last"
+    assert np.abs((golden.astype(np.float64) - out.zero_point) * out.scale - ort).max() <= 1.01 * out.scale
+
+
+def test_convolution_groups_that_do_not_match_the_input_are_refused_with_the_node_name(tmp_path):
+    path = _grouped_conv_model(tmp_path, 3, [3, 1, 1, 1])
+    with pytest.raises(ArtifactError, match=r"grouped.*Conv.*group=3, 4 input channels"):
         lower_onnx(path)
 
 
