@@ -64,19 +64,70 @@ def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> s
     return result.stdout
 
 
-def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
-    """StageFailed naming the numbers when flash or RAM exceeds the target's budget."""
+GENERIC_FIT_HINT = (
+    "pick a target with more memory, a narrower model (model.width_mult), prune (prune_structured), "
+    "or lower stack_bytes"
+)
+
+
+def check_budget(
+    target: TargetConfig,
+    flash: int,
+    ram: int,
+    when: str,
+    *,
+    detail: str = "",
+    hint: str = GENERIC_FIT_HINT,
+    path: str = "target",
+) -> None:
+    """StageFailed naming the numbers (and ``detail``) when flash or RAM exceeds the target's budget."""
     over = []
     if flash > target.flash_bytes:
         over.append(f"flash {flash} B > {target.flash_bytes} B budget ({flash - target.flash_bytes} B over)")
     if ram > target.ram_bytes:
         over.append(f"RAM {ram} B > {target.ram_bytes} B budget ({ram - target.ram_bytes} B over)")
     if over:
+        where = f" ({detail})" if detail else ""
         raise StageFailed(
-            f"the model does not fit target '{target.name}' {when}: " + "; ".join(over),
-            path="target",
-            hint="pick a larger target, a narrower model (model.width_mult), prune, or lower stack_bytes",
+            f"the model does not fit target '{target.name}' {when}: " + "; ".join(over) + where,
+            path=path,
+            hint=hint,
         )
+
+
+def width_factor_that_fits(target: TargetConfig, param_bytes: int, arena_bytes: int, stack_bytes: int) -> float:
+    """About how much narrower (a factor on model.width_mult) the model must be to fit ``target``.
+
+    Parameters grow about with the square of the width, the activation arena about linearly;
+    the code (a few percent of flash) is left out, so the factor is an upper bound.
+    """
+    factors = [1.0]
+    if param_bytes > target.flash_bytes:
+        factors.append((target.flash_bytes / param_bytes) ** 0.5)
+    if arena_bytes + stack_bytes > target.ram_bytes:
+        factors.append(max(target.ram_bytes - stack_bytes, 0) / arena_bytes)
+    return min(factors)
+
+
+def check_plan_budget(plan: dict, target: TargetConfig, options: BuildOptions, path: str = "target") -> None:
+    """The budget check before anything is compiled, with what the code generator's plan fixes.
+
+    Flash must hold the parameters, RAM the activation arena plus the reserved stack; a model
+    over either fails with the numbers, the amount over and about which width would fit.
+    """
+    params, arena, stack = plan["param_bytes"], plan["arena"]["arena_bytes"], options.stack_bytes
+    factor = width_factor_that_fits(target, params, arena, stack)
+    check_budget(
+        target,
+        params,
+        arena + stack,
+        "(checked before linking)",
+        detail=f"flash holds the parameters: {params} B; RAM holds the arena {arena} B + the stack {stack} B",
+        hint=f"a narrower model: model.width_mult at most about {factor:.2f} x the current one (parameters grow "
+        "with its square, the activation arena linearly), a pruned one (prune_structured), a smaller "
+        "stack_bytes, or a target with more memory",
+        path=path,
+    )
 
 
 def compile_and_link(
@@ -113,12 +164,15 @@ def compile_and_link(
     return out_dir / "firmware.elf"
 
 
+def read_plan(sources: Path) -> dict:
+    """The code generator's plan.json of a c_sources directory."""
+    return json.loads((sources / "plan.json").read_text())
+
+
 def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
     """Compile and link ``sources`` (a codegen directory) into ``out_dir``/firmware.elf; the memory report."""
-    plan = json.loads((sources / "plan.json").read_text())
-    check_budget(
-        target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
-    )
+    plan = read_plan(sources)
+    check_plan_budget(plan, target, options)
     runtime = runtime_sources(target)
     elf = compile_and_link(
         [sources / "model.c", sources / "model_data.c", *runtime], [sources], out_dir, target, options

@@ -1,0 +1,143 @@
+"""Every zoo model, a user's own model and the headline experiment end on the simulated MCU
+through the real CLI, bit-exact, by both quantization routes, at smoke size.
+
+The routes: ONNX Runtime's static PTQ of the FP32 ONNX (``sim_run``) and the QAT model's own
+scales written as QDQ (``sim_run_qat``, quantize_onnx with source torch_int8), both in
+pipeline=firmware_routes. All zoo runs share one cache, so what they have in common (the
+data node) runs once. The ONNX Runtime agreement of untrained smoke models is not asserted:
+their logits are near ties; the benchmark (benchmarks/firmware.py) measures it on trained ones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import malak_run, results_files
+from tests.firmware.conftest import require_tools
+
+pytestmark = pytest.mark.firmware
+
+ZOO = ("simple_cnn", "mobilenet_v2", "resnet18", "efficientnet_b0", "resnet50")
+ROUTES = {"sim_run": "ort_static", "sim_run_qat": "torch_int8"}
+BOTH_ROUTES = "run.only=[sim_run,sim_run_qat]"
+
+SE_NET = '''
+import torch
+from torch import nn
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels, squeeze):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.act = nn.SiLU()
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class SENet(nn.Module):
+    """Conv-BN-SiLU, depthwise-BN-SiLU, a squeeze-and-excitation block, 1x1 projection to an odd
+    width, AdaptiveAvgPool2d(1), torch.flatten, a linear head."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 24, 3, padding=1), nn.BatchNorm2d(24), nn.SiLU())
+        self.dw = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=24), nn.BatchNorm2d(24), nn.SiLU())
+        self.se = SqueezeExcite(24, 6)
+        self.project = nn.Sequential(nn.Conv2d(24, 40, 1), nn.BatchNorm2d(40))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(40, num_classes)
+
+    def forward(self, x):
+        y = self.project(self.se(self.dw(self.stem(x))))
+        return self.head(torch.flatten(self.pool(y), 1))
+'''
+
+
+@pytest.fixture(scope="module")
+def zoo_cache(tmp_path_factory):
+    require_tools()
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+def run_nodes(tmp_path: Path, *args: str, cache: Path) -> tuple[Path, dict]:
+    """Run malak-run; the run directory and its results.json nodes (the run must succeed)."""
+    out = malak_run(tmp_path, *args, "run.live=false", cache=cache)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    [results] = results_files(tmp_path)
+    return results.parent, json.loads(results.read_text())["nodes"]
+
+
+def node_record(run_dir: Path, node: str) -> dict:
+    return json.loads((run_dir / node / "result.json").read_text())
+
+
+def assert_bit_exact_on_target(nodes: dict, node: str) -> dict:
+    record = nodes[node]
+    assert record["status"] in ("ok", "cached"), record
+    metrics = record["metrics"]
+    assert metrics["images"] == 8 and metrics["bit_exact_rate"] == 1.0 and metrics["bit_exact_mismatches"] == 0
+    assert metrics["top1"] == metrics["golden_top1"]
+    assert metrics["instructions_per_inference"] > 0 and metrics["flash_bytes"] > metrics["param_bytes"] > 0
+    assert 0.0 <= metrics["golden_ort_agreement"] <= 1.0
+    return metrics
+
+
+def assert_routes(run_dir: Path, nodes: dict, model_node: str) -> None:
+    """sim_run runs ORT's static PTQ; sim_run_qat the QAT model's own QDQ graph."""
+    for sim, source in ROUTES.items():
+        assert_bit_exact_on_target(nodes, sim)
+        quantize = sim.replace("sim_run", "quantize_onnx")
+        assert node_record(run_dir, quantize)["config"]["source"] == source
+        assert node_record(run_dir, sim)["inputs"]["onnx_int8"]["ref"] == f"{quantize}.model"
+    quantize_qat = node_record(run_dir, "quantize_onnx_qat")
+    qat = node_record(run_dir, model_node)
+    assert quantize_qat["inputs"]["model_int8"]["sha256"] == qat["outputs"]["model"]["sha256"]
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_zoo_model_is_bit_exact_on_qemu_by_both_routes(model, tmp_path, zoo_cache):
+    run_dir, nodes = run_nodes(tmp_path, "pipeline=firmware_routes", f"model={model}", "debug=smoke", BOTH_ROUTES,
+                               cache=zoo_cache)
+    assert_routes(run_dir, nodes, "qat")
+
+
+def test_factory_model_with_se_block_silu_and_adaptive_pool_is_bit_exact(tmp_path, monkeypatch, zoo_cache):
+    (tmp_path / "se_net.py").write_text(SE_NET)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    run_dir, nodes = run_nodes(
+        tmp_path,
+        "pipeline=firmware_routes",
+        "model.name=factory",
+        "model.factory=se_net:SENet",
+        "debug=smoke",
+        BOTH_ROUTES,
+        cache=zoo_cache,
+    )
+    assert_routes(run_dir, nodes, "qat")
+    kernels = node_record(run_dir, "codegen")["metrics"]["kernels"]
+    assert len(kernels) >= 6  # stem, depthwise, the SE block's convolutions, the projection, the head
+
+
+def test_mobilenet_qat_experiment_ends_on_the_mcu_with_the_qat_model(tmp_path, zoo_cache):
+    run_dir, nodes = run_nodes(tmp_path, "+experiment=mobilenet_qat", "debug=smoke", "run.only=[sim_run_qat]",
+                               cache=zoo_cache)
+    metrics = assert_bit_exact_on_target(nodes, "sim_run_qat")
+    sim, build = node_record(run_dir, "sim_run_qat"), node_record(run_dir, "firmware_build_qat")
+    codegen, quantize = node_record(run_dir, "codegen_qat"), node_record(run_dir, "quantize_onnx_qat")
+    qat = node_record(run_dir, "qat")
+    assert sim["inputs"]["firmware"]["sha256"] == build["outputs"]["firmware"]["sha256"]
+    assert build["inputs"]["sources"]["sha256"] == codegen["outputs"]["sources"]["sha256"]
+    assert codegen["inputs"]["model"]["sha256"] == quantize["outputs"]["model"]["sha256"]
+    assert quantize["inputs"]["model_int8"]["sha256"] == qat["outputs"]["model"]["sha256"]
+    assert quantize["config"]["source"] == "torch_int8"
+    assert build["metrics"]["deploy_target"] == "stm32h743"
+    assert build["metrics"]["deploy_flash_bytes"] <= build["metrics"]["deploy_flash_budget_bytes"]
+    assert metrics["flash_bytes"] == build["metrics"]["flash_bytes"]
