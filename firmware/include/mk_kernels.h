@@ -15,7 +15,12 @@
  *   kernels/mk_dwconv.h   mk_dwconv: depthwise convolution
  *   kernels/mk_fc.h       mk_fc: fully connected
  *   kernels/mk_pool.h     mk_maxpool, mk_avgpool: max, average and global average pooling
- *   kernels/mk_add.h      mk_add: elementwise add with its own rescale
+ *   kernels/mk_add.h      mk_add: elementwise add / sub with their own rescale, broadcasting
+ *   kernels/mk_mul.h      mk_mul: elementwise multiply with its own rescale, broadcasting
+ *   kernels/mk_lut.h      mk_lut: 256-entry int8 lookup tables (activations, requantization)
+ *   kernels/mk_concat.h   mk_concat: one input of a concatenation, requantized
+ *   kernels/mk_pad.h      mk_pad: constant padding of rows, columns and channels
+ *   kernels/mk_softmax.h  mk_softmax: int8 softmax from an exp table
  */
 #ifndef MK_KERNELS_H
 #define MK_KERNELS_H
@@ -30,5 +35,10 @@
 #include "kernels/mk_fc.h"
 #include "kernels/mk_pool.h"
 #include "kernels/mk_add.h"
+#include "kernels/mk_mul.h"
+#include "kernels/mk_lut.h"
+#include "kernels/mk_concat.h"
+#include "kernels/mk_pad.h"
+#include "kernels/mk_softmax.h"
 
 #endif /* MK_KERNELS_H */

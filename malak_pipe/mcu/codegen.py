@@ -52,11 +52,15 @@ def plan_buffers(graph: IntGraph, steps: list[Step]) -> list[Buffer]:
     for index, step in enumerate(steps):
         for name in step.inputs:
             last_read[name] = index
+        last_read[step.output] = max(last_read.get(step.output, index), index)  # parts written later
     end = len(steps) - 1
     buffers = [Buffer(graph.input, tensor_bytes(graph, graph.input), 0, max(0, last_read.get(graph.input, 0)))]
+    written = {graph.input}
     for index, step in enumerate(steps):
-        last = end if step.output == graph.output else last_read.get(step.output, index)
-        buffers.append(Buffer(step.output, tensor_bytes(graph, step.output), index, last))
+        last = end if step.output == graph.output else last_read[step.output]
+        if step.output not in written:  # a layer run in parts (concat) writes its output from its first step on
+            buffers.append(Buffer(step.output, tensor_bytes(graph, step.output), index, last))
+            written.add(step.output)
         if step.scratch_bytes:
             buffers.append(Buffer(f"scratch:{index}", step.scratch_bytes, index, index))
     return buffers

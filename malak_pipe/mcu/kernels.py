@@ -8,7 +8,8 @@ the host test harness feeds the same steps to the same kernels, so both exercise
 Each operator's step builder lives with the operator (:mod:`malak_pipe.mcu.ops`) and picks the
 kernel variant from the layer's shape, recording why in :attr:`Step.reason`. A builder may take
 in layers after its own (a conv takes the max-pool it fuses); :func:`plan_steps` then skips
-them. Shared here: the per-channel constants every requantizing kernel reads, with the choice
+them. A builder may also return several steps that write one output in parts (a concatenation:
+one step per input). Shared here: the per-channel constants every requantizing kernel reads, with the choice
 of the fast requantization (SMMULR) where the accumulator bound proves it exact (see
 mk_requant.h), the weight layouts of the register blocks and the zero-point folding.
 """
@@ -80,9 +81,10 @@ def plan_steps(graph: IntGraph, options: CodegenOptions | None = None) -> list[S
     for layer in graph.layers:
         if layer.name in covered:
             continue
-        step = REGISTRY.int_op(layer).build_step(graph, layer, options)
-        covered.update(step.layers)
-        steps.append(step)
+        built = REGISTRY.int_op(layer).build_step(graph, layer, options)
+        for step in built if isinstance(built, list) else [built]:
+            covered.update(step.layers)
+            steps.append(step)
     return steps
 
 

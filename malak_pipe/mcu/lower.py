@@ -1,15 +1,24 @@
-"""Lower an int8 QDQ ONNX model (onnxruntime ``quantize_static``) to an integer-only graph.
+"""Lower an int8 QDQ ONNX model to an integer-only graph, following the graph.
 
-The QDQ graph computes in float between QuantizeLinear/DequantizeLinear pairs; every
-float compute node reads dequantized int8 activations and its result (through optional
-Relu/Clip) is quantized again. Lowering keeps the integers and turns each such island into
-one :class:`~malak_pipe.mcu.ir.Layer` with fixed-point requantization.
+The QDQ graph computes in float between QuantizeLinear/DequantizeLinear nodes; the lowering
+keeps the integers. It walks the nodes in order and keeps a state per ONNX tensor
+(:mod:`malak_pipe.mcu.values`): a float tensor that is a function of one int8 tensor, an int8
+ONNX tensor, or the float result of an operator waiting for its quantization. So it follows what
+the graph does rather than the patterns of one exporter:
 
-This module is the driver: the Q/DQ bookkeeping (which float tensor carries which int8
-tensor), the graph input and output, and the dispatch of every other node to the handler its
-operator family registered (:mod:`malak_pipe.mcu.ops`). uint8 activations are converted
-exactly to int8 (q - 128, zero point - 128). A node no family handles raises
-:class:`ArtifactError` naming the node, its operator type and the supported types.
+* Q/DQ pairs are bookkeeping; a QuantizeLinear to new parameters, or one that is missing where
+  an integer consumer needs one, becomes an exact 256-entry lookup table;
+* view operators (Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather, Slice, Identity,
+  Dropout) move no bytes: they map the logical index of their input (:mod:`malak_pipe.mcu.layout`),
+  with or without Q/DQ around them, and each consumer checks it can read the layout;
+* activations and arithmetic on functions of one int8 tensor (x * sigmoid(x), x * relu6(x + 3) /
+  6...) are evaluated on the 256 codes and become one lookup table (or a clamp of the producer);
+* every other operator goes to the handler its family registered (:mod:`malak_pipe.mcu.ops`),
+  which reads int8 operands and declares its float result (:meth:`Lowering.produce`); the
+  QuantizeLinear after it, through clamps and views, gives the layer's output parameters.
+
+uint8 activations convert exactly to int8 (q - 128, zero point - 128). A node no family handles
+raises :class:`ArtifactError` naming the node, its operator type and the supported types.
 """
 
 from __future__ import annotations
@@ -22,15 +31,22 @@ import numpy as np
 from malak_pipe.errors import ArtifactError
 from malak_pipe.mcu.fixedpoint import quantize_value
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
+from malak_pipe.mcu.kernels import compose_clamps
+from malak_pipe.mcu.layout import is_storage_order, map_index, map_shape_of, store_shape
 from malak_pipe.mcu.onnx_graph import OnnxIndex, node_label
 from malak_pipe.mcu.ops import REGISTRY
+from malak_pipe.mcu.ops.lut import TABLE_OP
 from malak_pipe.mcu.ops.registry import OnnxOp
+from malak_pipe.mcu.values import CODES, Coded, EmitFn, Pending, State, Value, dequantize, quantize
 
 QDQ_HINT = "quantize the model with onnxruntime quantize_static(quant_format=QuantFormat.QDQ)"
 
 
-def lower_onnx(model: Any, path: str | None = None) -> IntGraph:
-    """The integer graph of a QDQ ONNX model (``onnx.ModelProto``, a path, or an object with ``.proto``)."""
+def lower_onnx(model: Any, path: str | None = None, *, host_softmax: bool = False) -> IntGraph:
+    """The integer graph of a QDQ ONNX model (``onnx.ModelProto``, a path, or an object with ``.proto``).
+
+    ``host_softmax``: a final Softmax is left to the host (the graph outputs its int8 input).
+    """
     import onnx
 
     if isinstance(model, (str, Path)):
@@ -39,40 +55,58 @@ def lower_onnx(model: Any, path: str | None = None) -> IntGraph:
     elif hasattr(model, "proto"):
         path = path or str(getattr(model, "path", ""))
         model = model.proto
-    return Lowering(OnnxIndex(model, path or "<onnx model>")).run()
+    return Lowering(OnnxIndex(model, path or "<onnx model>"), host_softmax=host_softmax).run()
 
 
 class Lowering:
     """The state of one lowering, and what the op handlers call.
 
-    ``tensors``: the int8 tensors by name (aliases included until the end); ``layers``: in
-    execution order. A handler reads its activation inputs with :meth:`value`, its result's
-    quantization (and fused clamp) with :meth:`output`, and appends with :meth:`add_layer`.
+    ``tensors``: the int8 tensors by name; ``layers``: in execution order; ``states``: what is
+    known of each ONNX tensor. A handler reads int8 operands with :meth:`operand` (any layout)
+    or :meth:`map_input` (a channels-last map), declares its result with :meth:`produce` and
+    appends layers with :meth:`add_layer` from the emit function it gives.
     """
 
-    def __init__(self, index: OnnxIndex):
+    def __init__(self, index: OnnxIndex, *, host_softmax: bool = False):
         self.onnx = index
+        self.host_softmax = host_softmax
         self.tensors: dict[str, QTensor] = {}
         self.layers: list[Layer] = []
-        self._carried: dict[str, str] = {}  # float (or int8 alias) tensor -> the int8 tensor it carries
-        self._done: set[int] = set()
+        self.states: dict[str, State] = {}
+        self.meta: dict[str, Any] = {}
+        self._tables: dict[tuple, QTensor] = {}
+        self._kept: set[str] = set()
         self.input_name = ""
-        self.input_dtype = ""
-        self._qdq = {"QuantizeLinear": self._quantize, "DequantizeLinear": self._dequantize}
 
     # ----------------------------------------------------------------- driver
     def run(self) -> IntGraph:
         self._graph_input()
         for node in self.onnx.nodes:
-            if id(node) in self._done or node.op_type == "Constant":
-                continue
-            if node.op_type in self._qdq:
-                self._qdq[node.op_type](node)
-            else:
-                self._onnx_op(node).lower(self, node)
+            if node.op_type != "Constant":
+                self._lower_node(node)
         output = self._graph_output()
-        tensors = {name: t for name, t in self.tensors.items() if name == t.name}  # drop view aliases
-        return IntGraph(tensors, self.layers, self.input_name, output, meta=self._meta())
+        return IntGraph(self.tensors, self.layers, self.input_name, output, meta=self.meta)
+
+    def _lower_node(self, node: Any) -> None:
+        kind = node.op_type
+        if kind == "QuantizeLinear":
+            self._quantize(node)
+            return
+        if kind == "DequantizeLinear":
+            self._dequantize(node)
+            return
+        first = self.states.get(node.input[0]) if node.input else None
+        if kind in REGISTRY.views and first is not None:
+            self.states[node.output[0]] = first.with_index(REGISTRY.views[kind](self, node, first.index))
+        elif kind in REGISTRY.clamps and isinstance(first, Pending):
+            self.states[node.output[0]] = first.clamped(*REGISTRY.clamps[kind](self, node))
+        elif kind in REGISTRY.elementwise and (source := self._unary_source(node)) is not None:
+            inputs = [self._elementwise_input(name) for name in node.input]
+            with np.errstate(all="ignore"):  # inf and NaN saturate when quantized, as in ONNX Runtime
+                values = REGISTRY.elementwise[kind](self, node, inputs)
+            self.states[node.output[0]] = source.with_fn(np.broadcast_to(values, (256,)), kind)
+        else:
+            self._onnx_op(node).lower(self, node)
 
     def _onnx_op(self, node: Any) -> OnnxOp:
         op = REGISTRY.onnx_ops.get(node.op_type)
@@ -85,6 +119,41 @@ class Lowering:
             )
         return op
 
+    def _unary_source(self, node: Any) -> Value | None:
+        """The one function-of-an-int8-tensor every non-constant input of ``node`` is, if so."""
+        source: Value | None = None
+        for name in node.input:
+            state = self.states.get(name) if name else None
+            if state is None:
+                if name and self.scalar(name) is None:
+                    return None
+                continue
+            if not isinstance(state, Value):
+                return None
+            if source is not None and (
+                state.tensor.name != source.tensor.name or not np.array_equal(state.index, source.index)
+            ):
+                return None
+            source = source or state
+        return source
+
+    def _elementwise_input(self, name: str) -> np.ndarray | None:
+        state = self.states.get(name) if name else None
+        return state.values() if isinstance(state, Value) else (self.scalar(name) if name else None)
+
+    def scalar(self, name: str) -> np.float32 | None:
+        """A constant input of one element as float32 (None when it is not one)."""
+        value = self.onnx.const(name)
+        producer = self.onnx.producer.get(name)
+        if value is None and producer is not None and producer.op_type == "DequantizeLinear":
+            q, s, z = (self.onnx.const(producer.input[i]) if len(producer.input) > i else None for i in range(3))
+            if q is not None and s is not None:
+                value = (q.astype(np.float32) - (0 if z is None else z.astype(np.float32))) * s.astype(np.float32)
+        if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.number):
+            return None
+        return np.float32(value.ravel()[0])
+
+    # ------------------------------------------------------- input and output
     def _model_input(self) -> Any:
         """The graph input that is not an initializer (older exporters list weights as inputs)."""
         inputs = [i for i in self.onnx.graph.input if i.name not in self.onnx.inits]
@@ -92,22 +161,15 @@ class Lowering:
             raise ArtifactError(f"the model must have one input, it has {len(inputs)}", path=self.onnx.path)
         return inputs[0]
 
-    def _meta(self) -> dict[str, Any]:
-        graph_input = self._model_input()
-        dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-        return {
-            "onnx_input": graph_input.name,
-            "onnx_input_shape_chw": dims[1:],
-            "activation_dtype": self.input_dtype,
-        }
-
     def _graph_input(self) -> None:
         graph_input = self._model_input()
         dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-        if len(dims) != 4 or min(dims[1:]) <= 0:
+        if len(dims) not in (3, 4) or min(dims[1:]) <= 0 or dims[0] > 1:
             raise ArtifactError(
-                f"the model input '{graph_input.name}' must be N x C x H x W with static C, H, W; got {dims}",
+                f"the model input '{graph_input.name}' must be 1 x C x H x W or 1 x C x L with static C, H, W "
+                f"(or L); got {dims}",
                 path=self.onnx.path,
+                hint="export with batch_size 1: the firmware runs one image per inference",
             )
         readers = self.onnx.consumers[graph_input.name]
         if len(readers) != 1 or readers[0].op_type != "QuantizeLinear":
@@ -118,24 +180,37 @@ class Lowering:
             )
         q_node = readers[0]
         scale, zero_point, dtype = self._qparams(q_node)
-        self.input_dtype = dtype
-        _, c, h, w = dims
+        shape = (dims[2], dims[3], dims[1]) if len(dims) == 4 else (1, dims[2], dims[1])
         self.input_name = q_node.output[0]
-        self.tensors[self.input_name] = QTensor(self.input_name, (h, w, c), scale, zero_point)
-        self._done.add(id(q_node))
+        tensor = self._new_tensor(self.input_name, shape, scale, zero_point)
+        self.states[self.input_name] = Coded(tensor, map_index(shape, len(dims)), CODES, scale, zero_point)
+        self.onnx.nodes = [node for node in self.onnx.nodes if node is not q_node]
+        self.meta.update(
+            {"onnx_input": graph_input.name, "onnx_input_shape_chw": dims[1:], "activation_dtype": dtype}
+        )
 
     def _graph_output(self) -> str:
         names = self.onnx.output_names()
         if len(names) != 1:
             raise ArtifactError(f"the model must have one output, it has {len(names)}: {names}", path=self.onnx.path)
-        node = self.onnx.producer.get(names[0])
-        if node is None or node.op_type != "DequantizeLinear" or node.input[0] not in self.tensors:
+        state = self.states.get(names[0])
+        if not isinstance(state, (Value, Pending)):
             raise ArtifactError(
                 f"the model output '{names[0]}' is not the DequantizeLinear of an int8 tensor",
                 path=self.onnx.path,
                 hint=QDQ_HINT,
             )
-        return self.tensors[node.input[0]].name
+        tensor, index = self.operand(self.onnx.producer[names[0]], names[0])
+        if map_shape_of(index) == store_shape(tensor.shape) and index.ndim > 2:
+            self.meta["output_layout"] = "channels_last"  # an N x C x H x W output, stored H x W x C
+        elif not is_storage_order(index, tensor.size):
+            raise ArtifactError(
+                f"the model output '{names[0]}' (shape {list(index.shape)}) is not in the channels-last order "
+                f"of its int8 tensor {tensor.shape}",
+                path=self.onnx.path,
+                hint="end the model with a linear layer, or a flatten of a 1 x 1 map",
+            )
+        return tensor.name
 
     # ------------------------------------------------------------ Q/DQ nodes
     def _qparams(self, node: Any) -> tuple[float, int, str]:
@@ -152,90 +227,179 @@ class Lowering:
         raise self.onnx.error(node, f"activations must be int8 or uint8, not {zero_point.dtype}")
 
     def _quantize(self, node: Any) -> None:
-        source = self._carried.get(node.input[0])
-        if source is None:
-            raise self.onnx.error(node, "quantizes a tensor that no supported node produced")
+        state = self.states.get(node.input[0])
         scale, zero_point, _ = self._qparams(node)
-        if not self.tensors[source].same_params(scale, zero_point):
-            raise self.onnx.error(node, "requantizes a tensor to new parameters without an operator in between")
-        self.alias(node.output[0], source)
+        name = node.output[0]
+        if isinstance(state, Value) and node.input[0] in self._kept:
+            self.states[name] = Coded(state.tensor, state.index, CODES, state.tensor.scale, state.tensor.zero_point)
+        elif isinstance(state, Value):
+            codes = quantize(state.values(), scale, zero_point)
+            self.states[name] = Coded(state.tensor, state.index, codes, scale, zero_point, name, state.ops)
+        elif isinstance(state, Pending):
+            tensor = self._emit(state, name, scale, zero_point)
+            self.states[name] = Coded(tensor, state.index, CODES, tensor.scale, tensor.zero_point)
+        else:
+            raise self.onnx.error(node, "quantizes a tensor that no supported node produced")
 
     def _dequantize(self, node: Any) -> None:
         if self.onnx.const(node.input[0]) is not None:
             return  # a constant (weights, bias): read by its consumer
-        if node.input[0] not in self.tensors:
+        state = self.states.get(node.input[0])
+        if not isinstance(state, Coded):
             raise self.onnx.error(node, "dequantizes a tensor that no supported node produced")
-        self._carried[node.output[0]] = node.input[0]
+        scale, zero_point, _ = self._qparams(node)
+        coded = Coded(state.tensor, state.index, state.codes, scale, zero_point, state.name, state.ops)
+        self.states[node.output[0]] = coded.dequantized()
 
-    # -------------------------------------------------------- handler API
-    def alias(self, name: str, source: str) -> None:
-        """``name`` is the int8 tensor ``source`` under another name (a Q of the same parameters)."""
-        self.tensors[name] = self.tensors[source]
-        self._carried[name] = source
+    # ----------------------------------------------------------- handler API
+    def operand(self, node: Any, name: str) -> tuple[QTensor, np.ndarray]:
+        """The int8 tensor that the float input ``name`` of ``node`` holds, and its logical index."""
+        state = self.states.get(name)
+        if isinstance(state, Pending):
+            if state.natural is None:
+                raise self.onnx.error(
+                    state.node,
+                    f"its output goes to {node_label(node)} without being quantized",
+                    hint="quantize the model in QDQ format (every operator output through QuantizeLinear)",
+                )
+            return self._emit(state, name, *state.natural), state.index
+        if isinstance(state, Value):
+            return self._materialize(state, name), state.index
+        raise self.onnx.error(
+            node,
+            f"input '{name}' is not a dequantized int8 activation",
+            hint="every activation input must come through QuantizeLinear/DequantizeLinear (QDQ format)",
+        )
 
-    def carry(self, name: str, tensor: QTensor) -> None:
-        """The float tensor ``name`` holds the values of the int8 ``tensor`` (a view or a dequantize)."""
-        self._carried[name] = tensor.name
+    def function(self, node: Any, name: str) -> Value:
+        """Input ``name`` as a function of an int8 tensor, for a consumer that tabulates its inputs."""
+        state = self.states.get(name)
+        if isinstance(state, Value):
+            return state
+        tensor, index = self.operand(node, name)
+        return Value(tensor, index)
 
-    def value(self, node: Any, name: str) -> QTensor:
-        """The int8 tensor that the float input ``name`` of ``node`` dequantizes."""
-        source = self._carried.get(name)
-        if source is None:
+    def map_input(self, node: Any, name: str) -> tuple[QTensor, int]:
+        """The int8 channels-last map (H, W, C) that input ``name`` is, and its ONNX rank (4, or 3 for 1-D)."""
+        tensor, index = self.operand(node, name)
+        shape = map_shape_of(index) if index.ndim in (3, 4) else None
+        if shape is None or tuple(shape) != tuple(tensor.shape):
             raise self.onnx.error(
                 node,
-                f"input '{name}' is not a dequantized int8 activation",
-                hint="every activation input must come through QuantizeLinear/DequantizeLinear (QDQ format)",
+                f"input '{name}' (logical shape {list(index.shape)}) is not a channels-last view of the int8 "
+                f"tensor {tensor.shape} it holds",
+                hint="feed spatial operators N x C x H x W (or N x C x L) maps; a transpose or reshape in "
+                "between would need the bytes moved",
             )
-        return self.tensors[source]
+        return tensor, index.ndim
 
-    def output(self, node: Any, shape: tuple[int, ...]) -> tuple[QTensor, int, int]:
-        """Follow the float result through clamp activations to its QuantizeLinear: (tensor, act_min, act_max)."""
-        lo, hi = -np.inf, np.inf
-        current = node.output[0]
-        while True:
-            consumers = self.onnx.consumers.get(current, [])
-            if len(consumers) != 1:
-                raise self.onnx.error(
-                    node, f"its float output '{current}' feeds {len(consumers)} nodes instead of one QuantizeLinear"
-                )
-            nxt = consumers[0]
-            if nxt.op_type == "QuantizeLinear":
-                break
-            bounds = REGISTRY.clamps.get(nxt.op_type)
-            if bounds is None:
-                raise self.onnx.error(node, f"its output goes to {node_label(nxt)} without being quantized")
-            clip_lo, clip_hi = bounds(self, nxt)
-            lo, hi = max(lo, clip_lo), min(hi, clip_hi)
-            self._done.add(id(nxt))
-            current = nxt.output[0]
-        scale, zero_point, _ = self._qparams(nxt)
-        self._done.add(id(nxt))
-        name = nxt.output[0]
-        tensor = QTensor(name, shape, scale, zero_point)
-        self.tensors[name] = tensor
-        act_min = -128 if lo == -np.inf else max(-128, quantize_value(lo, scale, zero_point))
-        act_max = 127 if hi == np.inf else min(127, quantize_value(hi, scale, zero_point))
-        return tensor, act_min, act_max
+    def produce(
+        self,
+        node: Any,
+        shape: tuple[int, ...],
+        index: np.ndarray,
+        emit: EmitFn,
+        natural: tuple[float, int] | None = None,
+        rescales: bool = True,
+    ) -> None:
+        """Declare the float result of ``node`` (storage ``shape``, logical ``index``); see :class:`Pending`."""
+        self.states[node.output[0]] = Pending(node, tuple(shape), index, emit, natural, rescales)
 
     def add_layer(self, node: Any, op: str, inputs: list[QTensor], output: QTensor, attrs: dict, arrays: dict) -> None:
         """Append the layer of integer operator ``op`` lowered from ``node``."""
-        self.layers.append(
-            Layer(
-                name=node.name or output.name,
-                op=op,
-                inputs=[t.name for t in inputs],
-                output=output.name,
-                attrs=attrs,
-                arrays=arrays,
-                source=node.op_type,
-            )
-        )
+        name = node.name or output.name
+        self.layers.append(Layer(name, op, [t.name for t in inputs], output.name, attrs, arrays, node.op_type))
 
     def producer_layer(self, tensor: str) -> Layer | None:
         """The layer that writes the int8 ``tensor`` (None for the graph input)."""
         return next((layer for layer in self.layers if layer.output == tensor), None)
 
-    def readers(self, tensor: str) -> int:
-        """How many nodes read the int8 tensor (through its DequantizeLinear outputs)."""
-        floats = [name for name, source in self._carried.items() if source == tensor and name != tensor]
-        return sum(len(self.onnx.consumers.get(name, [])) for name in floats)
+    def keep(self, name: str) -> None:
+        """The QuantizeLinear of float ``name`` keeps its int8 tensor (a softmax left to the host)."""
+        self._kept.add(name)
+
+    # -------------------------------------------------------------- internals
+    def _new_tensor(self, name: str, shape: tuple[int, ...], scale: float, zero_point: int) -> QTensor:
+        base, suffix = name, 1
+        while name in self.tensors:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        tensor = QTensor(name, tuple(shape), scale, zero_point)
+        self.tensors[name] = tensor
+        return tensor
+
+    def _emit(self, pending: Pending, name: str, scale: float, zero_point: int) -> QTensor:
+        """The int8 tensor of ``pending`` quantized with (scale, zero point), its layers appended once."""
+        lo = -128 if pending.lo == -np.inf else max(-128, quantize_value(pending.lo, scale, zero_point))
+        hi = 127 if pending.hi == np.inf else min(127, quantize_value(pending.hi, scale, zero_point))
+        key = (scale, zero_point, lo, hi)
+        if key in pending.made:
+            return self.tensors[pending.made[key]]
+        natural = pending.natural or (scale, zero_point)  # an operator that does not rescale declares it
+        if pending.rescales or natural == (scale, zero_point):
+            out = self._new_tensor(name, pending.shape, scale, zero_point)
+            pending.emit(out, lo, hi)
+        else:  # the natural result is exact: requantize it (and clamp it) with a table
+            base = Pending(pending.node, pending.shape, pending.index, pending.emit, natural, made=pending.made)
+            real = np.clip(dequantize(CODES, *natural), pending.lo, pending.hi)
+            codes = quantize(real, scale, zero_point)
+            out = self._table(Coded(self._emit(base, name, *natural), pending.index, codes, scale, zero_point, name))
+        pending.made[key] = out.name
+        return out
+
+    def _materialize(self, value: Value, name: str) -> QTensor:
+        """The int8 tensor of a function of an int8 tensor (a lookup table unless it is the identity)."""
+        if value.fn is None:
+            return value.tensor
+        coded = value.coded or self._fit(value, name)
+        return self._table(coded)
+
+    def _fit(self, value: Value, name: str) -> Coded:
+        """Quantize a function never quantized in the graph: on its source's grid when exact, else on its range."""
+        real = value.values()
+        t = value.tensor
+        codes = quantize(real, t.scale, t.zero_point)
+        if np.array_equal(dequantize(codes, t.scale, t.zero_point), real):
+            return Coded(t, value.index, codes, t.scale, t.zero_point, name, value.ops)
+        lo, hi = min(float(real.min()), 0.0), max(float(real.max()), 0.0)
+        scale = (hi - lo) / 255.0 or 1.0
+        zero_point = int(np.clip(np.rint(-128 - lo / scale), -128, 127))
+        return Coded(t, value.index, quantize(real, scale, zero_point), scale, zero_point, name, value.ops)
+
+    def _table(self, coded: Coded) -> QTensor:
+        """The int8 tensor ``coded`` describes: its source, the source with a narrower clamp, or a table layer."""
+        if coded.identity:
+            return coded.tensor
+        key = (coded.tensor.name, coded.codes.tobytes(), coded.scale, coded.zero_point)
+        if key not in self._tables:
+            self._tables[key] = self._fold_clamp(coded) or self._table_layer(coded)
+        return self._tables[key]
+
+    def _table_layer(self, coded: Coded) -> QTensor:
+        out = self._new_tensor(coded.name or f"{coded.tensor.name}_table", coded.tensor.shape, *coded.params)
+        source = ",".join(coded.ops) or "QuantizeLinear"
+        name = f"{coded.name}_{TABLE_OP}" if coded.name else out.name
+        self.layers.append(Layer(name, TABLE_OP, [coded.tensor.name], out.name, {}, {"table": coded.codes}, source))
+        return out
+
+    def _fold_clamp(self, coded: Coded) -> QTensor | None:
+        """A clamp of the same parameters narrows the clamp of the layer producing its only input."""
+        t = coded.tensor
+        lo, hi = int(coded.codes[0]), int(coded.codes[-1])
+        if not t.same_params(*coded.params) or not np.array_equal(coded.codes, np.clip(CODES, lo, hi)):
+            return None
+        producer = self.producer_layer(t.name)
+        if producer is None or "act_min" not in producer.attrs or self._uses(t.name) != 1:
+            return None
+        clamp = compose_clamps((producer.attrs["act_min"], producer.attrs["act_max"]), (lo, hi))
+        producer.attrs["act_min"], producer.attrs["act_max"] = clamp
+        return t
+
+    def _uses(self, name: str) -> int:
+        """ONNX nodes (and graph outputs) reading ``name``, through DequantizeLinear and views."""
+        count = int(name in self.onnx.output_names())
+        for consumer in self.onnx.consumers.get(name, []):
+            if consumer.op_type == "DequantizeLinear" or consumer.op_type in REGISTRY.views:
+                count += self._uses(consumer.output[0])
+            else:
+                count += 1
+        return count

@@ -23,6 +23,7 @@ class OnnxIndex:
 
         self.path = path
         self.graph = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
         self.nodes = list(self.graph.node)
         self.inits: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.producer: dict[str, Any] = {}

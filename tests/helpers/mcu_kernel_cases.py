@@ -2,8 +2,11 @@
 
 Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, per-channel
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
-fuses into it. The cases go through the same step planning as the code generator, so the
-host harness (and the firmware harness in QEMU) run exactly the C that generated models call.
+fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
+not, ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
+checks the part it writes). The cases go through the same step planning as the code
+generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
+generated models call.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import plan_steps
 from malak_pipe.mcu.ops.add import ADD_LEFT_SHIFT, add_rescale
 from malak_pipe.mcu.ops.onnx_params import requant
+from malak_pipe.mcu.ops.softmax import exp_table
+from malak_pipe.mcu.values import CODES, dequantize, quantize
 
 RANDOM_OPS = (
     "conv2d",
@@ -25,6 +30,11 @@ RANDOM_OPS = (
     "avg_pool",
     "global_avg_pool",
     "add",
+    "mul",
+    "lut",
+    "concat",
+    "pad",
+    "softmax",
 )
 
 
@@ -58,6 +68,11 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         "avg_pool": _random_pool,
         "global_avg_pool": _random_gap,
         "add": _random_add,
+        "mul": _random_mul,
+        "lut": _random_lut,
+        "concat": _random_concat,
+        "pad": _random_pad,
+        "softmax": _random_softmax,
     }[op]
     layers, inputs = builder(rng, op, x, tensors)
     graph = IntGraph(tensors, layers, "x", layers[-1].output)
@@ -165,29 +180,142 @@ def _random_gap(rng, op, x, tensors):
     return [Layer("gap", "global_avg_pool", ["x"], "y", {"act_min": lo, "act_max": hi}, arrays)], ["x"]
 
 
+def _operand_shape(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The second operand of a binary op: the same map, a (1, 1, C) gate, a (H, W, 1) map or one value."""
+    h, w, c = shape
+    return [shape, shape, (1, 1, c), (h, w, 1), (1, w, c), (1, 1, 1)][int(rng.integers(0, 6))]
+
+
+def _random_binary_inputs(rng, x, tensors):
+    b_shape = _operand_shape(rng, x.shape)
+    b = QTensor("b", b_shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    if rng.random() < 0.5:  # the broadcast operand first
+        tensors["x"], b = QTensor("x", b_shape, x.scale, x.zero_point), QTensor("b", x.shape, b.scale, b.zero_point)
+    a = tensors["x"]
+    tensors["b"] = b
+    out = tuple(max(p, q) for p, q in zip(a.shape, b.shape, strict=True))
+    attrs = {"a_shape": list(a.shape), "b_shape": list(b.shape), "shape": list(out)}
+    return a, b, out, attrs
+
+
 def _random_add(rng, op, x, tensors):
-    b = QTensor("b", x.shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
-    y = QTensor("y", x.shape, float(max(x.scale, b.scale) * rng.uniform(0.8, 2.5)), int(rng.integers(-128, 128)))
-    tensors.update({"b": b, "y": y})
+    a, b, out, attrs = _random_binary_inputs(rng, x, tensors)
+    y = QTensor("y", out, float(max(a.scale, b.scale) * rng.uniform(0.8, 2.5)), int(rng.integers(-128, 128)))
+    tensors["y"] = y
     lo, hi = _clamp(rng, y.zero_point, y.scale)
-    attrs = {"left_shift": ADD_LEFT_SHIFT, "act_min": lo, "act_max": hi}
-    return [Layer("add", "add", ["x", "b"], "y", attrs, add_rescale(x, b, y))], ["x", "b"]
+    attrs.update({"sub": int(rng.random() < 0.3), "left_shift": ADD_LEFT_SHIFT, "act_min": lo, "act_max": hi})
+    return [Layer("add", "add", ["x", "b"], "y", attrs, add_rescale(a, b, y))], ["x", "b"]
 
 
-def random_kernel_cases(op: str, count: int, seed: int) -> tuple[list, list[np.ndarray]]:
-    """(harness cases, golden outputs) for ``count`` random layers of kind ``op`` (see hosttest)."""
+def _random_mul(rng, op, x, tensors):
+    a, b, out, attrs = _random_binary_inputs(rng, x, tensors)
+    y = QTensor("y", out, float(a.scale * b.scale * 128 * rng.uniform(0.2, 3.0)), int(rng.integers(-128, 128)))
+    if rng.random() < 0.1:  # a multiplier above 0.5: the exact requantization
+        y = QTensor("y", out, float(a.scale * b.scale * rng.uniform(0.3, 1.5)), y.zero_point)
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs.update({"act_min": lo, "act_max": hi})
+    arrays = requant(np.array([a.scale * b.scale / y.scale]))
+    return [Layer("mul", "mul", ["x", "b"], "y", attrs, arrays)], ["x", "b"]
+
+
+def _random_lut(rng, op, x, tensors):
+    tensors["y"] = QTensor("y", x.shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    table = rng.integers(-128, 128, size=256).astype(np.int8)
+    return [Layer("lut", "lut", ["x"], "y", {}, {"table": table})], ["x"]
+
+
+def _random_concat(rng, op, x, tensors):
+    h, w, c = x.shape
+    axis = int(rng.integers(0, 4))  # 0..2: a storage axis of maps, 3: flat vectors
+    shapes = []
+    for _ in range(int(rng.integers(2, 5))):
+        size = int(rng.integers(1, 6))
+        shapes.append([(size, w, c), (h, size, c), (h, w, size), (size * 7,)][axis])
+    names = ["x"] + [f"x{i}" for i in range(1, len(shapes))]
+    for name, shape in zip(names, shapes, strict=True):
+        tensors[name] = QTensor(name, shape, float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    out_shape = list(shapes[0])
+    out_shape[0 if axis == 3 else axis] = sum(s[0 if axis == 3 else axis] for s in shapes)
+    y = QTensor("y", tuple(out_shape), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
+    tensors["y"] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    outer = 1 if axis == 3 else int(np.prod(out_shape[:axis]))
+    inners = [int(np.prod(s if axis == 3 else s[axis:])) for s in shapes]
+    tables = []
+    for name in names:  # one input keeps the output's parameters: a plain copy
+        t = tensors[name] if name != "x" or rng.random() < 0.5 else QTensor("x", shapes[0], y.scale, y.zero_point)
+        tensors[name] = t
+        tables.append(np.clip(quantize(dequantize(CODES, t.scale, t.zero_point), y.scale, y.zero_point), lo, hi))
+    attrs = {"outer": outer, "inners": inners, "act_min": lo, "act_max": hi}
+    return [Layer("cat", "concat", names, "y", attrs, {"tables": np.stack(tables).astype(np.int8)})], names
+
+
+def _random_pad(rng, op, x, tensors):
+    h, w, c = x.shape
+    pads = [int(rng.integers(0, 3)) for _ in range(4)] + [int(rng.integers(0, 3)) * (rng.random() < 0.3) for _ in range(2)]
+    pt, pl, pb, pr, cf, cb = pads
+    tensors["y"] = QTensor("y", (h + pt + pb, w + pl + pr, c + cf + cb), x.scale, x.zero_point)
+    lo, hi = _clamp(rng, x.zero_point, x.scale)
+    value = x.zero_point if rng.random() < 0.7 else int(rng.integers(-128, 128))
+    attrs = {"pads": pads, "value": value, "act_min": lo, "act_max": hi}
+    return [Layer("pad", "pad", ["x"], "y", attrs, {})], ["x"]
+
+
+def _random_softmax(rng, op, x, tensors):
+    h, w, c = x.shape
+    if rng.random() < 0.5:  # a vector of logits
+        n = int(rng.integers(2, 40))
+        tensors["x"] = x = QTensor("x", (n,), x.scale * rng.uniform(1, 8), x.zero_point)
+        rows = 1
+    else:  # the channels of every pixel
+        n, rows = c, h * w
+    scale = 1.0 / 256.0 if rng.random() < 0.7 else float(rng.uniform(0.002, 0.01))
+    zero_point = -128 if scale == 1.0 / 256.0 else int(rng.integers(-128, 0))
+    tensors["y"] = QTensor("y", x.shape, scale, zero_point)
+    attrs = {"rows": rows, "n": n, "frac": 16, "mult": int(round((1 << 16) / scale)), "act_min": -128, "act_max": 127}
+    return [Layer("softmax", "softmax", ["x"], "y", attrs, {"exp": exp_table(x.scale, n)})], ["x"]
+
+
+def random_kernel_cases(op: str, count: int, seed: int) -> tuple[list, list[tuple[np.ndarray, np.ndarray]]]:
+    """(harness cases, expected) for ``count`` random layers of kind ``op`` (see hosttest).
+
+    ``expected[i]`` is (golden output, mask of the bytes case i writes): a concatenation is one
+    case per input, each writing its part of the output.
+    """
     rng = np.random.default_rng(seed)
     cases, expected = [], []
     for _ in range(count):
         graph, inputs = random_layer_graph(rng, op)
         steps = plan_steps(graph)
-        if len(steps) != 1:
-            raise AssertionError(f"a random {op} layer planned into {len(steps)} steps")
-        xs = [rng.integers(-128, 128, size=(1, *graph.tensors[n].shape)).astype(np.int8) for n in inputs]
-        values = dict(zip(inputs, xs, strict=True))
+        xs = {n: rng.integers(-128, 128, size=(1, *graph.tensors[n].shape)).astype(np.int8) for n in inputs}
+        values = dict(xs)
         for layer in graph.layers:
             values[layer.output] = run_layer(graph, layer, *[values[n] for n in layer.inputs])
         want = values[graph.output].ravel()
-        cases.append((steps[0], [x[0] for x in xs], want.size))
-        expected.append(want)
+        if len(steps) != 1 and op != "concat":
+            raise AssertionError(f"a random {op} layer planned into {len(steps)} steps")
+        for step in steps:
+            cases.append((step, [xs[n][0] for n in step.inputs], want.size))
+            expected.append((want, _written(step, want.size)))
     return cases, expected
+
+
+def _written(step, size: int) -> np.ndarray:
+    """The output bytes a step writes: all of them, or one input's part of a concatenation."""
+    mask = np.ones(size, dtype=bool)
+    if step.kernel == "concat":
+        rows = np.arange(size).reshape(step.ints["outer"], step.ints["out_inner"])
+        columns = np.zeros(step.ints["out_inner"], dtype=bool)
+        columns[step.ints["offset"] : step.ints["offset"] + step.ints["inner"]] = True
+        mask = np.broadcast_to(columns, rows.shape).ravel()
+    return mask
+
+
+def mismatches(outputs: list[np.ndarray], expected: list, cases: list) -> list[str]:
+    """The cases whose written bytes differ from the golden reference, described."""
+    bad = []
+    for index, (got, (want, mask), (step, _, _)) in enumerate(zip(outputs, expected, cases, strict=True)):
+        if not np.array_equal(got[mask], want[mask]):
+            bad.append(f"case {index}: {step.kernel} {step.ints}")
+    return bad

@@ -92,10 +92,11 @@ def export_fp32(module: Any, sample_shape: tuple[int, ...], path: Path) -> Any:
 
 def quantize_qdq(fp32: Any, images: np.ndarray, path: Path, activation_type: str = "int8") -> Path:
     """The float OnnxModel ``fp32`` quantized to QDQ at ``path``, calibrated on ``images`` (N x C x H x W)."""
-    from malak_pipe.deploy.onnx_quant import OrtQuantSettings, quantize_ort_static
+    from malak_pipe.deploy.configs import OrtQuantConfig
+    from malak_pipe.deploy.onnx_quant import quantize_ort_static
 
     batches = [images[i : i + CALIBRATION_BATCH_SIZE] for i in range(0, len(images), CALIBRATION_BATCH_SIZE)]
-    quantize_ort_static(fp32, batches, path, settings=OrtQuantSettings(activation_type=activation_type))
+    quantize_ort_static(fp32, batches, path, OrtQuantConfig(activation_type=activation_type))
     return Path(path)
 
 

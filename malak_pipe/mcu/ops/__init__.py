@@ -12,7 +12,20 @@ The order of ``FAMILIES`` fixes the order of the kernels, which numbers the host
 
 from __future__ import annotations
 
-from malak_pipe.mcu.ops import activations, add, conv, depthwise, fully_connected, pooling, views
+from malak_pipe.mcu.ops import (
+    activations,
+    add,
+    concat,
+    conv,
+    depthwise,
+    fully_connected,
+    lut,
+    mul,
+    pad,
+    pooling,
+    softmax,
+    views,
+)
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily, OpRegistry
 
 FAMILIES = (
@@ -21,6 +34,11 @@ FAMILIES = (
     fully_connected.FAMILY,
     pooling.FAMILY,
     add.FAMILY,
+    mul.FAMILY,
+    lut.FAMILY,
+    concat.FAMILY,
+    pad.FAMILY,
+    softmax.FAMILY,
     activations.FAMILY,
     views.FAMILY,
 )

@@ -1,10 +1,15 @@
-"""Activations that are clamps (ONNX Relu, Clip): folded into the layer that produces their input.
+"""Activations, and arithmetic on functions of one int8 tensor: evaluated on the 256 codes.
 
-Right after a compute node (in float, before its QuantizeLinear) the lowering driver follows
-the result through them and narrows the layer's act_min/act_max (``clamps`` of the family).
-Standing alone between a DequantizeLinear and a QuantizeLinear of the same parameters (as
-onnxruntime leaves a Relu after an Add), :func:`lower_activation` narrows the clamp of the
-one layer producing its input. Neither adds a layer, a golden reference or a kernel.
+An int8 tensor takes 256 values, so any chain of elementwise operators reading only it (and
+scalar constants) is a function of its code: Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
+HardSwish, Tanh, Elu, Softplus, Exp, Neg, Abs, and Add, Sub, Mul, Div between functions of the
+same tensor (SiLU as ONNX writes it: x * sigmoid(x); a hand-written hardswish x * relu6(x + 3) /
+6). The lowering evaluates the chain in float32 as ONNX Runtime does, quantizes it where the
+graph does, and the result is one exact lookup table (:mod:`malak_pipe.mcu.ops.lut`) — or
+nothing, when the table is the identity or a clamp it folds into the producing layer.
+
+Right after an operator (before its QuantizeLinear) Relu and Clip are ``clamps``: they narrow
+the act_min/act_max of the layer the operator becomes.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from malak_pipe.mcu.fixedpoint import quantize_value
-from malak_pipe.mcu.ops import onnx_params
-from malak_pipe.mcu.ops.registry import OnnxOp, OpFamily
+from malak_pipe.mcu.ops.registry import OpFamily
 
 if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
+
+F32 = np.float32
 
 
 def relu_bounds(lw: Lowering, node: Any) -> tuple[float, float]:
@@ -27,43 +32,75 @@ def relu_bounds(lw: Lowering, node: Any) -> tuple[float, float]:
 
 def clip_bounds(lw: Lowering, node: Any) -> tuple[float, float]:
     """Clip's float bounds: attributes (opset < 11) or constant inputs (opset >= 11)."""
-    onnx = lw.onnx
-    lo = onnx.attr(node, "min", -np.inf)
-    hi = onnx.attr(node, "max", np.inf)
-    if onnx_params.optional_input(node, 1):
-        lo = float(onnx_params.float_const(onnx, node, node.input[1]))
-    if onnx_params.optional_input(node, 2):
-        hi = float(onnx_params.float_const(onnx, node, node.input[2]))
-    return float(lo), float(hi)
+    lo = float(lw.onnx.attr(node, "min", -np.inf))
+    hi = float(lw.onnx.attr(node, "max", np.inf))
+    for position in (1, 2):
+        name = node.input[position] if len(node.input) > position else ""
+        if not name:
+            continue
+        value = lw.scalar(name)
+        if value is None:
+            raise lw.onnx.error(node, f"Clip bound '{name}' must be a scalar constant")
+        lo, hi = (float(value), hi) if position == 1 else (lo, float(value))
+    return lo, hi
 
 
 CLAMPS = {"Relu": relu_bounds, "Clip": clip_bounds}
 
 
-def lower_activation(lw: Lowering, node: Any) -> None:
-    """A Relu/Clip between a DequantizeLinear and a QuantizeLinear of the same parameters: a clamp."""
-    x = lw.value(node, node.input[0])
-    producer = lw.producer_layer(x.name)
-    if producer is None or lw.readers(x.name) != 1:
-        raise lw.onnx.error(
-            node, "a standalone activation is supported only right after the one layer that produces its input"
-        )
-    out, act_min, act_max = lw.output(node, x.shape)
-    if not x.same_params(out.scale, out.zero_point):
-        raise lw.onnx.error(node, "a standalone activation must keep its input's scale and zero point")
-    lo, hi = CLAMPS[node.op_type](lw, node)
-    if lo > -np.inf:
-        act_min = max(act_min, quantize_value(lo, x.scale, x.zero_point))
-    if hi < np.inf:
-        act_max = min(act_max, quantize_value(hi, x.scale, x.zero_point))
-    producer.attrs["act_min"] = max(producer.attrs["act_min"], act_min)
-    producer.attrs["act_max"] = min(producer.attrs["act_max"], act_max)
-    del lw.tensors[out.name]
-    lw.alias(out.name, x.name)
+def _clip(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    lo, hi = clip_bounds(lw, node)
+    return np.clip(x[0], F32(lo), F32(hi))
 
 
-FAMILY = OpFamily(
-    name="activations",
-    onnx_ops=tuple(OnnxOp(op_type, lower_activation) for op_type in CLAMPS),
-    clamps=CLAMPS,
-)
+def _leaky_relu(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    alpha = F32(lw.onnx.attr(node, "alpha", 0.01))
+    return np.where(x[0] >= 0, x[0], alpha * x[0])
+
+
+def _sigmoid(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    return F32(1) / (F32(1) + np.exp(-x[0]))
+
+
+def _hard_sigmoid(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    alpha, beta = F32(lw.onnx.attr(node, "alpha", 0.2)), F32(lw.onnx.attr(node, "beta", 0.5))
+    return np.clip(alpha * x[0] + beta, F32(0), F32(1))
+
+
+def _hard_swish(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    return x[0] * np.clip(x[0] * F32(1.0 / 6.0) + F32(0.5), F32(0), F32(1))
+
+
+def _elu(lw: Lowering, node: Any, x: list[np.ndarray]) -> np.ndarray:
+    alpha = F32(lw.onnx.attr(node, "alpha", 1.0))
+    return np.where(x[0] >= 0, x[0], alpha * (np.exp(x[0]) - F32(1)))
+
+
+def _unary(fn: Any) -> Any:
+    return lambda lw, node, x: fn(x[0])
+
+
+def _binary(fn: Any) -> Any:
+    return lambda lw, node, x: fn(x[0], x[1])
+
+
+ELEMENTWISE = {
+    "Relu": _unary(lambda v: np.maximum(v, F32(0))),
+    "Clip": _clip,
+    "LeakyRelu": _leaky_relu,
+    "Sigmoid": _sigmoid,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": _hard_swish,
+    "Tanh": _unary(np.tanh),
+    "Elu": _elu,
+    "Softplus": _unary(lambda v: np.log1p(np.exp(v))),
+    "Exp": _unary(np.exp),
+    "Neg": _unary(np.negative),
+    "Abs": _unary(np.abs),
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _binary(np.divide),
+}
+
+FAMILY = OpFamily(name="activations", clamps=CLAMPS, elementwise=ELEMENTWISE)

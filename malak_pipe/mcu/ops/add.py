@@ -1,10 +1,14 @@
-"""Elementwise add with its own rescale (TFLite int8 ADD): ONNX Add lowering, golden, mk_add.
+"""Elementwise add and sub with their own rescale (TFLite int8 ADD / SUB), broadcasting:
+ONNX Add and Sub lowering, golden, mk_add.
 
-IR ``add``: two inputs of the same shape; multiplier, shift of shape (3,) for input 1, input 2
-and the output; attrs left_shift (``ADD_LEFT_SHIFT``), act_min, act_max. Each input
-(x - zp) << left_shift is scaled by its multiplier to twice the larger input scale, the sum by
-the output multiplier. Kernel: firmware/include/kernels/mk_add.h (SMMULR when every shift is
-a right shift, the exact form otherwise).
+IR ``add``: two inputs; attrs a_shape, b_shape, shape (the operands and the output as
+channels-last maps: :mod:`malak_pipe.mcu.ops.binary`), sub (1: a - b), left_shift
+(``ADD_LEFT_SHIFT``), act_min, act_max; multiplier, shift of shape (3,) for input 1, input 2 and
+the output. Each input (x - zp) << left_shift is scaled by its multiplier to twice the larger
+input scale, the sum (or difference) by the output multiplier. Add and Sub between functions
+of one tensor (x + 3) are tables instead (:mod:`malak_pipe.mcu.ops.activations`). Kernel:
+firmware/include/kernels/mk_add.h (SMMULR when every shift is a right shift, the exact form
+otherwise; a flat loop when no operand broadcasts).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, requantize
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import KernelSpec, Step, single_step
+from malak_pipe.mcu.ops import binary
 from malak_pipe.mcu.ops.reference import input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
 
@@ -31,7 +36,7 @@ ADD = KernelSpec(
     ("in", "in2", "out"),
     (),
     (
-        "n",
+        *binary.STRIDE_INTS,
         "zp_a",
         "zp_b",
         "out_zp",
@@ -42,6 +47,7 @@ ADD = KernelSpec(
         "mult_out",
         "shift_out",
         "left_shift",
+        "sub",
         "act_min",
         "act_max",
     ),
@@ -60,13 +66,15 @@ def add_rescale(a: QTensor, b: QTensor, out: QTensor) -> dict[str, np.ndarray]:
 
 
 def lower_add(lw: Lowering, node: Any) -> None:
-    a = lw.value(node, node.input[0])
-    b = lw.value(node, node.input[1])
-    if a.shape != b.shape:
-        raise lw.onnx.error(node, f"broadcasting Add is not supported ({a.shape} + {b.shape})")
-    out, act_min, act_max = lw.output(node, a.shape)
-    attrs = {"left_shift": ADD_LEFT_SHIFT, "act_min": act_min, "act_max": act_max}
-    lw.add_layer(node, "add", [a, b], out, attrs, add_rescale(a, b, out))
+    """ONNX Add or Sub of two int8 tensors (broadcasting) -> add."""
+    ops = binary.operands(lw, node)
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        attrs = {**ops.attrs(), "sub": int(node.op_type == "Sub"), "left_shift": ADD_LEFT_SHIFT}
+        attrs.update({"act_min": act_min, "act_max": act_max})
+        lw.add_layer(node, "add", [ops.a, ops.b], out, attrs, add_rescale(ops.a, ops.b, out))
+
+    lw.produce(node, ops.storage, ops.index, emit)
 
 
 def add_golden(graph: IntGraph, layer: Layer, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,36 +82,45 @@ def add_golden(graph: IntGraph, layer: Layer, a: np.ndarray, b: np.ndarray) -> n
     out = graph.tensors[layer.output]
     mult, shift = layer.arrays["multiplier"], layer.arrays["shift"]
     left = 1 << layer.attrs["left_shift"]
-    sa = multiply_by_quantized_multiplier((a.astype(np.int64) - za) * left, mult[0], shift[0])
-    sb = multiply_by_quantized_multiplier((b.astype(np.int64) - zb) * left, mult[1], shift[1])
-    return requantize(sa + sb, mult[2], shift[2], out.zero_point, layer.attrs["act_min"], layer.attrs["act_max"])
+    a, b = binary.broadcast_inputs(layer, a, b)
+    sa = multiply_by_quantized_multiplier((a - za) * left, mult[0], shift[0])
+    sb = multiply_by_quantized_multiplier((b - zb) * left, mult[1], shift[1])
+    total = sa - sb if layer.attrs.get("sub") else sa + sb
+    result = requantize(total, mult[2], shift[2], out.zero_point, layer.attrs["act_min"], layer.attrs["act_max"])
+    return result.reshape(len(result), *out.shape)
 
 
 def add_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     a, b = (graph.tensors[name] for name in layer.inputs)
     out = graph.tensors[layer.output]
     mult, shift = layer.arrays["multiplier"], layer.arrays["shift"]
-    ints = {
-        "n": out.size,
-        "zp_a": a.zero_point,
-        "zp_b": b.zero_point,
-        "out_zp": out.zero_point,
-        "mult_a": int(mult[0]),
-        "shift_a": int(shift[0]),
-        "mult_b": int(mult[1]),
-        "shift_b": int(shift[1]),
-        "mult_out": int(mult[2]),
-        "shift_out": int(shift[2]),
-        "left_shift": layer.attrs["left_shift"],
-        "act_min": layer.attrs["act_min"],
-        "act_max": layer.attrs["act_max"],
-    }
-    return single_step(ADD, graph, layer, ints, reason="same-shape elementwise add, each input rescaled")
+    ints = binary.stride_ints(layer, graph)
+    ints.update(
+        {
+            "zp_a": a.zero_point,
+            "zp_b": b.zero_point,
+            "out_zp": out.zero_point,
+            "mult_a": int(mult[0]),
+            "shift_a": int(shift[0]),
+            "mult_b": int(mult[1]),
+            "shift_b": int(shift[1]),
+            "mult_out": int(mult[2]),
+            "shift_out": int(shift[2]),
+            "left_shift": layer.attrs["left_shift"],
+            "sub": layer.attrs.get("sub", 0),
+            "act_min": layer.attrs["act_min"],
+            "act_max": layer.attrs["act_max"],
+        }
+    )
+    same = layer.attrs["a_shape"] == layer.attrs["b_shape"] == layer.attrs["shape"]
+    what = "sub" if ints["sub"] else "add"
+    reason = f"same-shape elementwise {what}, each input rescaled" if same else f"{what} broadcasting by strides"
+    return single_step(ADD, graph, layer, ints, reason=reason)
 
 
 FAMILY = OpFamily(
     name="add",
-    onnx_ops=(OnnxOp("Add", lower_add, produces=("add",)),),
+    onnx_ops=(OnnxOp("Add", lower_add, produces=("add",)), OnnxOp("Sub", lower_add, produces=("add",))),
     int_ops=(IntOp("add", add_golden, add_step),),
     kernels=(ADD,),
     headers=("kernels/mk_add.h",),

@@ -1,7 +1,8 @@
 """2-D convolution (group 1): ONNX Conv lowering, golden reference, the mk_conv and mk_conv1 kernels.
 
 IR ``conv2d``: weights (Cout, KH, KW, Cin) int8, bias, multiplier, shift (Cout,); attrs kernel,
-stride, pads (top, left, bottom, right), act_min, act_max. An ONNX Conv with group = input
+stride, pads (top, left, bottom, right), act_min, act_max. A 1-D convolution (ONNX N x C x L,
+Conv1d) is the 2-D convolution of a (1, L, C) map with a (1, K) kernel. An ONNX Conv with group = input
 channels is a depthwise convolution (:mod:`malak_pipe.mcu.ops.depthwise`); other groups are
 refused.
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
-from malak_pipe.mcu.ir import IntGraph, Layer
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import (
     ACC_LIMIT,
     WINDOW_INTS,
@@ -36,6 +37,7 @@ from malak_pipe.mcu.kernels import (
     row_constants,
     window_ints,
 )
+from malak_pipe.mcu.layout import map_index
 from malak_pipe.mcu.ops import depthwise, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -66,30 +68,37 @@ CONV1 = KernelSpec(
 
 
 def lower_conv(lw: Lowering, node: Any) -> None:
-    """ONNX Conv -> conv2d, or depthwise_conv2d when group = input channels."""
+    """ONNX Conv (2-D, or 1-D as height 1) -> conv2d, or depthwise_conv2d when group = input channels."""
     onnx = lw.onnx
-    x = lw.value(node, node.input[0])
-    q_w, _, _, _ = onnx_params.dq_const(onnx, node, node.input[1])
-    out_c, cin_per_group, kh, kw = q_w.shape
+    x, rank = lw.map_input(node, node.input[0])
+    weights, w_scale = onnx_params.weights(onnx, node, node.input[1], None)
+    if weights.ndim == 3:  # Conv1d: (Cout, Cin/group, K) is a (Cout, Cin/group, 1, K) kernel
+        weights = weights[:, :, None, :]
+    out_c, cin_per_group, kh, kw = weights.shape
     group = int(onnx.attr(node, "group", 1))
     in_c = x.shape[-1]
-    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, [kh, kw])
-    weights, w_scale = onnx_params.weights(onnx, node, node.input[1], out_c)
-    bias = onnx_params.bias(onnx, node, onnx_params.optional_input(node, 2), out_c, x.scale * w_scale)
-    out, act_min, act_max = lw.output(node, (out_h, out_w, out_c))
-    attrs = {"kernel": [kh, kw], "stride": strides, "pads": pads, "act_min": act_min, "act_max": act_max}
-    arrays = {"bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
-    if group == 1 and cin_per_group == in_c:
-        arrays["weights"] = np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
-        lw.add_layer(node, "conv2d", [x], out, attrs, arrays)
-    elif depthwise.is_depthwise(group, in_c, cin_per_group, out_c):
-        depthwise.add_depthwise_layer(lw, node, x, out, weights, attrs, arrays)
-    else:
+    dense = group == 1 and cin_per_group == in_c
+    if not dense and not depthwise.is_depthwise(group, in_c, cin_per_group, out_c):
         raise onnx.error(
             node,
             f"grouped convolution (group={group}, {in_c} input channels) is not supported",
             hint="use group=1 or a depthwise convolution (group = input channels)",
         )
+    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, [kh, kw], rank)
+    bias = onnx_params.bias(onnx, node, onnx_params.optional_input(node, 2), out_c, x.scale * w_scale)
+    base = {"kernel": [kh, kw], "stride": strides, "pads": pads}
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        attrs = {**base, "act_min": act_min, "act_max": act_max}
+        arrays = {"bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
+        if dense:
+            arrays["weights"] = np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
+            lw.add_layer(node, "conv2d", [x], out, attrs, arrays)
+        else:
+            depthwise.add_depthwise_layer(lw, node, x, out, weights, attrs, arrays)
+
+    shape = (out_h, out_w, out_c)
+    lw.produce(node, shape, map_index(shape, rank), emit)
 
 
 # ---------------------------------------------------------------- reference

@@ -1,8 +1,9 @@
 """Fully connected: ONNX Gemm and MatMul lowering, golden reference, the mk_fc kernel.
 
-IR ``fully_connected``: weights (Cout, K) int8 with K in the HWC order of the input map (after
-a flattened map the ONNX weight columns are permuted from CHW to HWC), bias, multiplier, shift
-(Cout,); attrs act_min, act_max.
+IR ``fully_connected``: weights (Cout, K) int8 with K in the storage order of the input tensor
+(after a flattened channels-last map, or any view, the ONNX weight columns are permuted to where
+each feature is stored: :func:`storage_columns`), bias, multiplier, shift (Cout,); attrs
+act_min, act_max.
 
 Kernel (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
 interleaved by 4 bytes in blocks of four (4 rows per pass), the input zero point folded into
@@ -18,6 +19,7 @@ import numpy as np
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import KernelSpec, Step, interleave_rows, io_ints, k4_of, row_constants, single_step
+from malak_pipe.mcu.layout import flat_index
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -37,23 +39,32 @@ FC = KernelSpec(
 # ---------------------------------------------------------------- lowering
 
 
-def _fully_connected(
-    lw: Lowering, node: Any, x: QTensor, weights: np.ndarray, w_scale: np.ndarray, bias_name: str | None
-):
+def storage_columns(lw: Lowering, node: Any, weights: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """Weights (Cout, K) over logical features -> (Cout, size) over the stored int8 values.
+
+    ``index[k]`` is where logical feature k is stored (a flattened channels-last map puts CHW
+    features in HWC order); a value read twice gets the sum of its columns.
+    """
+    out = np.zeros((weights.shape[0], size), dtype=np.int64)
+    np.add.at(out.T, index, weights.T.astype(np.int64))
+    if out.size and (out.min() < -128 or out.max() > 127):
+        raise lw.onnx.error(node, "an input value read twice needs a weight outside int8")
+    return out.astype(np.int8)
+
+
+def _fully_connected(lw: Lowering, node: Any, weights: np.ndarray, w_scale: np.ndarray, bias_name: str | None):
+    x, index = lw.operand(node, node.input[0])
     out_c, k = weights.shape
-    if x.size != k:
-        raise lw.onnx.error(node, f"expects {k} input features, the input tensor has {x.size} ({x.shape})")
-    if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
-        h, w, c = x.shape  # ONNX flattened C,H,W; the firmware stores H,W,C
-        weights = weights.reshape(out_c, c, h, w).transpose(0, 2, 3, 1).reshape(out_c, k)
+    if index.ndim > 2 or index.shape[-1] != k or index.size != k:
+        raise lw.onnx.error(node, f"expects 1 x {k} input features, the input is {list(index.shape)}")
+    stored = storage_columns(lw, node, weights, index.ravel(), x.size)
     bias = onnx_params.bias(lw.onnx, node, bias_name, out_c, x.scale * w_scale)
-    out, act_min, act_max = lw.output(node, (out_c,))
-    arrays = {
-        "weights": np.ascontiguousarray(weights),
-        "bias": bias,
-        **onnx_params.requant(x.scale * w_scale / out.scale),
-    }
-    lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        arrays = {"weights": stored, "bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
+        lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+
+    lw.produce(node, (out_c,), flat_index(out_c), emit)
 
 
 def lower_gemm(lw: Lowering, node: Any) -> None:
@@ -61,24 +72,22 @@ def lower_gemm(lw: Lowering, node: Any) -> None:
     onnx = lw.onnx
     if onnx.attr(node, "transA", 0) or onnx.attr(node, "alpha", 1.0) != 1.0 or onnx.attr(node, "beta", 1.0) != 1.0:
         raise onnx.error(node, "only Gemm with transA=0, alpha=1, beta=1 is supported")
-    x = lw.value(node, node.input[0])
     q_w, _, _, _ = onnx_params.dq_const(onnx, node, node.input[1])
     trans_b = int(onnx.attr(node, "transB", 0))
     out_c = q_w.shape[0] if trans_b else q_w.shape[1]
     weights, w_scale = onnx_params.weights(onnx, node, node.input[1], out_c)
     if not trans_b:
         weights = weights.T
-    _fully_connected(lw, node, x, weights, w_scale, onnx_params.optional_input(node, 2))
+    _fully_connected(lw, node, weights, w_scale, onnx_params.optional_input(node, 2))
 
 
 def lower_matmul(lw: Lowering, node: Any) -> None:
     """ONNX MatMul by a 2-D constant -> fully_connected (no bias)."""
-    x = lw.value(node, node.input[0])
     q_w, _, _, _ = onnx_params.dq_const(lw.onnx, node, node.input[1])
     if q_w.ndim != 2:
         raise lw.onnx.error(node, "MatMul needs a 2-D constant right operand")
     weights, w_scale = onnx_params.weights(lw.onnx, node, node.input[1], q_w.shape[1])
-    _fully_connected(lw, node, x, weights.T, w_scale, None)
+    _fully_connected(lw, node, weights.T, w_scale, None)
 
 
 # ---------------------------------------------------------------- reference

@@ -42,9 +42,11 @@ def float_const(onnx: OnnxIndex, node: Any, name: str) -> np.ndarray:
     raise onnx.error(node, f"input '{name}' must be a constant")
 
 
-def weights(onnx: OnnxIndex, node: Any, name: str, out_channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights and per-output-channel float scales (zero points must be 0)."""
+def weights(onnx: OnnxIndex, node: Any, name: str, out_channels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights and per-output-channel float scales (zero points must be 0); ``out_channels``
+    None: the first axis of the weights."""
     q, scale, zero_point, _ = dq_const(onnx, node, name)
+    out_channels = q.shape[0] if out_channels is None else out_channels
     if q.dtype != np.int8:
         raise onnx.error(node, f"weights '{name}' are {q.dtype}, the MCU kernels need int8")
     if np.any(zero_point != 0):
@@ -87,21 +89,43 @@ def requant(real: np.ndarray) -> dict[str, np.ndarray]:
     return {"multiplier": mult, "shift": shift}
 
 
-def window(onnx: OnnxIndex, node: Any, tensor: QTensor, kernel: list[int]) -> tuple[list[int], list[int], int, int]:
-    """Strides, pads (top, left, bottom, right) and output H, W of a 2-D window op."""
-    if len(tensor.shape) != 3:
-        raise onnx.error(node, f"expects a feature map, got shape {tensor.shape}")
+def window_attrs(onnx: OnnxIndex, node: Any, rank: int) -> tuple[list[int] | None, list[int], list[int]]:
+    """kernel_shape, strides and pads (top, left, bottom, right) of a window op, a 1-D one (rank 3:
+    N x C x L) as a 2-D window of height 1. Dilations must be 1; ceil_mode is the caller's."""
     if onnx.attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise onnx.error(node, "auto_pad is not supported", hint="export with explicit pads")
-    if any(d != 1 for d in onnx.attr(node, "dilations", [1, 1])):
+    spatial = rank - 2
+    if any(d != 1 for d in onnx.attr(node, "dilations", [1] * spatial)):
         raise onnx.error(node, "dilated windows are not supported")
-    if onnx.attr(node, "ceil_mode", 0):
-        raise onnx.error(node, "ceil_mode=1 is not supported")
-    strides = list(onnx.attr(node, "strides", [1, 1]))
-    pads = list(onnx.attr(node, "pads", [0, 0, 0, 0]))
-    h, w, _ = tensor.shape
-    out_h = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
-    out_w = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
-    if out_h <= 0 or out_w <= 0:
-        raise onnx.error(node, f"the window {kernel} does not fit the {h}x{w} input")
-    return strides, [pads[0], pads[1], pads[2], pads[3]], out_h, out_w
+    kernel = onnx.attr(node, "kernel_shape", None)
+    strides = list(onnx.attr(node, "strides", [1] * spatial))
+    pads = list(onnx.attr(node, "pads", [0] * 2 * spatial))
+    if spatial == 1:
+        return (None if kernel is None else [1, int(kernel[0])]), [1, strides[0]], [0, pads[0], 0, pads[1]]
+    return (None if kernel is None else [int(k) for k in kernel]), strides, [pads[0], pads[1], pads[2], pads[3]]
+
+
+def window(
+    onnx: OnnxIndex, node: Any, tensor: QTensor, kernel: list[int], rank: int = 4, *, ceil_ok: bool = False
+) -> tuple[list[int], list[int], int, int]:
+    """Strides, pads (top, left, bottom, right) and output H, W of a window op on a (H, W, C) map.
+
+    With ``ceil_ok`` (a max pool, where padding never wins) ceil_mode=1 is the same window
+    with the bottom/right padding grown to reach the extra output row/column.
+    """
+    ceil = bool(onnx.attr(node, "ceil_mode", 0))
+    if ceil and not ceil_ok:
+        raise onnx.error(node, "ceil_mode=1 is not supported", hint="use ceil_mode=False or padding")
+    _, strides, pads = window_attrs(onnx, node, rank)
+    sizes = []
+    for axis in (0, 1):
+        size, k, s, before = tensor.shape[axis], kernel[axis], strides[axis], pads[axis]
+        span = size + before + pads[axis + 2] - k
+        out = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (out - 1) * s >= size + before:  # the last window must start inside (PyTorch's rule)
+            out -= 1
+        pads[axis + 2] = max(pads[axis + 2], (out - 1) * s + k - size - before)
+        sizes.append(out)
+    if min(sizes) <= 0:
+        raise onnx.error(node, f"the window {kernel} does not fit the {tensor.shape[0]}x{tensor.shape[1]} input")
+    return strides, pads, sizes[0], sizes[1]

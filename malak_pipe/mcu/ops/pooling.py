@@ -1,5 +1,7 @@
-"""Pooling: ONNX MaxPool, AveragePool, GlobalAveragePool and ReduceMean (over H, W) lowering,
-golden references, the mk_maxpool and mk_avgpool kernels.
+"""Pooling: ONNX MaxPool, AveragePool, GlobalAveragePool and ReduceMean (over H and/or W, or L)
+lowering, golden references, the mk_maxpool and mk_avgpool kernels. 1-D pools (N x C x L) are
+2-D pools of height 1. A mean with no QuantizeLinear after it keeps its input's parameters (its
+own rescale: x_scale / (out_scale * count)); a max pool is exact in its input's parameters.
 
 IR ``max_pool``: attrs kernel, stride, pads, act_min, act_max; the output keeps the input's
 scale and zero point (padding never wins). IR ``avg_pool``: the same attrs plus multiplier,
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
-from malak_pipe.mcu.ir import IntGraph, Layer
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, io_ints, single_step, window_ints
+from malak_pipe.mcu.layout import map_index
 from malak_pipe.mcu.ops import onnx_params
 from malak_pipe.mcu.ops.reference import finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -45,58 +48,95 @@ AVGPOOL = KernelSpec(
 # ---------------------------------------------------------------- lowering
 
 
+def _kernel(lw: Lowering, node: Any, rank: int) -> list[int]:
+    kernel, _, _ = onnx_params.window_attrs(lw.onnx, node, rank)
+    if kernel is None:
+        raise lw.onnx.error(node, "kernel_shape is required")
+    return kernel
+
+
 def lower_max_pool(lw: Lowering, node: Any) -> None:
+    """MaxPool (2-D or 1-D, ceil_mode allowed): exact in the input's parameters (padding never wins)."""
     onnx = lw.onnx
-    x = lw.value(node, node.input[0])
-    kernel = list(onnx.attr(node, "kernel_shape"))
+    x, rank = lw.map_input(node, node.input[0])
     if onnx.attr(node, "storage_order", 0) or len(node.output) > 1 and node.output[1]:
         raise onnx.error(node, "MaxPool with indices or column-major storage is not supported")
-    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, kernel)
-    out, act_min, act_max = lw.output(node, (out_h, out_w, x.shape[2]))
-    if not x.same_params(out.scale, out.zero_point):
-        raise onnx.error(node, "MaxPool must keep its input's scale and zero point (as onnxruntime does)")
-    attrs = {"kernel": kernel, "stride": strides, "pads": pads, "act_min": act_min, "act_max": act_max}
-    lw.add_layer(node, "max_pool", [x], out, attrs, {})
+    kernel = _kernel(lw, node, rank)
+    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, kernel, rank, ceil_ok=True)
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        attrs = {"kernel": kernel, "stride": strides, "pads": pads, "act_min": act_min, "act_max": act_max}
+        lw.add_layer(node, "max_pool", [x], out, attrs, {})
+
+    shape = (out_h, out_w, x.shape[2])
+    lw.produce(node, shape, map_index(shape, rank), emit, natural=(x.scale, x.zero_point), rescales=False)
+
+
+def _produce_average(
+    lw: Lowering, node: Any, x: QTensor, attrs: dict, shape: tuple, index: np.ndarray, mean: bool = True
+) -> None:
+    """An average over windows of ``attrs`` (kernel, stride, pads) with its own rescale; a ``mean``
+    over the whole map is a global average pool."""
+    count = attrs["kernel"][0] * attrs["kernel"][1]
+    whole = mean and attrs["kernel"] == list(x.shape[:2])
+
+    def emit(out: QTensor, act_min: int, act_max: int) -> None:
+        arrays = onnx_params.requant(np.array([x.scale / (out.scale * count)]))
+        if whole:
+            lw.add_layer(node, "global_avg_pool", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+        else:
+            lw.add_layer(node, "avg_pool", [x], out, {**attrs, "act_min": act_min, "act_max": act_max}, arrays)
+
+    lw.produce(node, shape, index, emit, natural=(x.scale, x.zero_point))
 
 
 def lower_avg_pool(lw: Lowering, node: Any) -> None:
     onnx = lw.onnx
-    x = lw.value(node, node.input[0])
-    kernel = list(onnx.attr(node, "kernel_shape"))
-    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, kernel)
+    x, rank = lw.map_input(node, node.input[0])
+    kernel = _kernel(lw, node, rank)
+    strides, pads, out_h, out_w = onnx_params.window(onnx, node, x, kernel, rank)
     if any(pads) and not onnx.attr(node, "count_include_pad", 0):
         raise onnx.error(
             node,
             "padded AveragePool with count_include_pad=0 is not supported",
             hint="use padding 0 or count_include_pad=True",
         )
-    out, act_min, act_max = lw.output(node, (out_h, out_w, x.shape[2]))
-    count = kernel[0] * kernel[1]
-    attrs = {"kernel": kernel, "stride": strides, "pads": pads, "act_min": act_min, "act_max": act_max}
-    arrays = onnx_params.requant(np.array([x.scale / (out.scale * count)]))
-    lw.add_layer(node, "avg_pool", [x], out, attrs, arrays)
+    shape = (out_h, out_w, x.shape[2])
+    attrs = {"kernel": kernel, "stride": strides, "pads": pads}
+    _produce_average(lw, node, x, attrs, shape, map_index(shape, rank), mean=False)
 
 
 def lower_global_avg_pool(lw: Lowering, node: Any) -> None:
-    x = lw.value(node, node.input[0])
-    if len(x.shape) != 3:
-        raise lw.onnx.error(node, f"expects a feature map, got shape {x.shape}")
-    h, w, c = x.shape
-    out, act_min, act_max = lw.output(node, (1, 1, c))
-    arrays = onnx_params.requant(np.array([x.scale / (out.scale * h * w)]))
-    lw.add_layer(node, "global_avg_pool", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+    x, rank = lw.map_input(node, node.input[0])
+    shape = (1, 1, x.shape[2])
+    attrs = {"kernel": list(x.shape[:2]), "stride": [1, 1], "pads": [0, 0, 0, 0]}
+    _produce_average(lw, node, x, attrs, shape, map_index(shape, rank))
 
 
 def lower_reduce_mean(lw: Lowering, node: Any) -> None:
-    """ReduceMean over H and W with keepdims=1: a global average pool."""
+    """ReduceMean over spatial axes (H and/or W, or L): a global or a full-height/width average pool."""
     onnx = lw.onnx
+    x, rank = lw.map_input(node, node.input[0])
     axes = onnx.attr(node, "axes", None)
     if axes is None and onnx_params.optional_input(node, 1):
         axes = onnx.const(node.input[1])
-    axes = sorted(int(a) % 4 for a in (axes if axes is not None else []))
-    if axes != [2, 3] or not onnx.attr(node, "keepdims", 1):
-        raise onnx.error(node, "only ReduceMean over H and W with keepdims=1 (global average pooling) is supported")
-    lower_global_avg_pool(lw, node)
+    axes = sorted({int(a) % rank for a in (axes if axes is not None else range(rank))})
+    spatial = set(range(2, rank))
+    if not axes or not set(axes) <= spatial:
+        raise onnx.error(
+            node, f"only a mean over spatial axes (2..{rank - 1}) is supported, not over axes {axes}"
+        )
+    h, w, c = x.shape
+    # logical axis 2 is H (rank 4) or L = W (rank 3); axis 3 is W
+    over_h = rank == 4 and 2 in axes
+    over_w = (3 in axes) if rank == 4 else True
+    kernel = [h if over_h else 1, w if over_w else 1]
+    shape = (1 if over_h else h, 1 if over_w else w, c)
+    index = map_index(shape, rank)
+    if not onnx.attr(node, "keepdims", 1):
+        index = index.reshape([d for i, d in enumerate(index.shape) if i not in axes])
+    attrs = {"kernel": kernel, "stride": [1, 1], "pads": [0, 0, 0, 0]}
+    _produce_average(lw, node, x, attrs, shape, index)
 
 
 # ---------------------------------------------------------------- reference
@@ -157,8 +197,8 @@ FAMILY = OpFamily(
     onnx_ops=(
         OnnxOp("MaxPool", lower_max_pool, produces=("max_pool",)),
         OnnxOp("AveragePool", lower_avg_pool, produces=("avg_pool",)),
-        OnnxOp("GlobalAveragePool", lower_global_avg_pool, produces=("global_avg_pool",)),
-        OnnxOp("ReduceMean", lower_reduce_mean, produces=("global_avg_pool",)),
+        OnnxOp("GlobalAveragePool", lower_global_avg_pool, produces=("global_avg_pool", "avg_pool")),
+        OnnxOp("ReduceMean", lower_reduce_mean, produces=("global_avg_pool", "avg_pool")),
     ),
     int_ops=(
         IntOp("max_pool", max_pool_golden, maxpool_step),

@@ -7,6 +7,12 @@ An operator family (one module of :mod:`malak_pipe.mcu.ops`) declares an :class:
   and the integer operators the handler may emit;
 * ``clamps``: ONNX activations that fold into the clamp of the layer producing their input,
   each with a function giving its float bounds (the lowering follows a result through them);
+* ``elementwise``: ONNX operators computed on functions of one int8 tensor (activations, and
+  arithmetic between functions of the same tensor or with scalar constants): each maps the
+  float32 values of its inputs at the 256 codes (or scalar constants) to its own, and the
+  lowering turns the chain into one exact lookup table;
+* ``views``: ONNX operators that only rearrange elements (Reshape, Transpose...), each mapping
+  the logical index of its input (:mod:`malak_pipe.mcu.layout`) to its output's;
 * ``int_ops``: the integer-graph operators it defines, each with its golden reference (numpy,
   the specification the firmware matches), its kernel step builder and its MAC count;
 * ``kernels``: the C kernels its step builders call, and ``headers``: the files under
@@ -34,14 +40,18 @@ if TYPE_CHECKING:
 
 GoldenFn = Callable[..., np.ndarray]
 """``golden(graph, layer, *inputs)``: the layer on batches (N, ...) of its int8 inputs."""
-StepBuilder = Callable[[IntGraph, Layer, CodegenOptions], Step]
+StepBuilder = Callable[[IntGraph, Layer, CodegenOptions], "Step | list[Step]"]
 MacsFn = Callable[[IntGraph, Layer], int]
 LowerFn = Callable[["Lowering", Any], None]
 ClampFn = Callable[["Lowering", Any], tuple[float, float]]
+ElementwiseFn = Callable[["Lowering", Any, list[np.ndarray]], np.ndarray]
+"""``fn(lw, node, inputs)``: float32 inputs (256 values, or scalar constants) -> the output values."""
+ViewFn = Callable[["Lowering", Any, np.ndarray], np.ndarray]
+"""``fn(lw, node, index)``: the logical index of the output from the input's."""
 
 
 def no_macs(graph: IntGraph, layer: Layer) -> int:
-    """Layers without multiply-accumulates (pooling, add)."""
+    """Layers without multiply-accumulates (pooling, add, tables...)."""
     return 0
 
 
@@ -71,6 +81,8 @@ class OpFamily:
     name: str
     onnx_ops: tuple[OnnxOp, ...] = ()
     clamps: Mapping[str, ClampFn] = field(default_factory=dict)
+    elementwise: Mapping[str, ElementwiseFn] = field(default_factory=dict)
+    views: Mapping[str, ViewFn] = field(default_factory=dict)
     int_ops: tuple[IntOp, ...] = ()
     kernels: tuple[KernelSpec, ...] = ()
     headers: tuple[str, ...] = ()
@@ -83,6 +95,10 @@ class OpRegistry:
         self.families = tuple(families)
         self.onnx_ops = _by_name([(op.op_type, op) for f in families for op in f.onnx_ops], "ONNX operator")
         self.clamps = _by_name([(name, fn) for f in families for name, fn in f.clamps.items()], "clamp")
+        self.elementwise = _by_name(
+            [(name, fn) for f in families for name, fn in f.elementwise.items()], "elementwise operator"
+        )
+        self.views = _by_name([(name, fn) for f in families for name, fn in f.views.items()], "view")
         self.int_ops = _by_name([(op.name, op) for f in families for op in f.int_ops], "integer operator")
         self.kernels = _by_name([(spec.name, spec) for f in families for spec in f.kernels], "kernel")
 
@@ -100,8 +116,8 @@ class OpRegistry:
         return list(self.kernels).index(step.kernel)
 
     def onnx_types(self) -> list[str]:
-        """Every ONNX operator type the lowering accepts (clamps included), sorted."""
-        return sorted(set(self.onnx_ops) | set(self.clamps))
+        """Every ONNX operator type the lowering accepts (clamps, elementwise and views included), sorted."""
+        return sorted(set(self.onnx_ops) | set(self.clamps) | set(self.elementwise) | set(self.views))
 
 
 def _by_name(items: list[tuple[str, Any]], what: str) -> dict[str, Any]:
