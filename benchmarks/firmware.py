@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -74,6 +75,7 @@ def log(message: str) -> None:
 
 def malak_run(overrides: list[str], run_dir: Path, cache_dir: Path) -> float:
     """``malak-run overrides`` writing its run at ``run_dir``; wall seconds. SystemExit on failure."""
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory; the cache keeps what was computed
     command = [str(MALAK_RUN), *overrides, f"hydra.run.dir={run_dir}", "run.live=false"]
     env = dict(os.environ, MALAK_CACHE_DIR=str(cache_dir))
     log("$ " + " ".join(command))

@@ -54,7 +54,9 @@ class FirmwareBuild(Stage):
         with ctx.output_path("firmware") as path:
             path.mkdir(parents=True, exist_ok=True)
             report = build_firmware(sources, path, cfg.target, cfg)
-            deploy = None if cfg.deploy_target is None else build_firmware(sources, path / "deploy", cfg.deploy_target, cfg)
+            deploy = None
+            if cfg.deploy_target is not None:
+                deploy = build_firmware(sources, path / "deploy", cfg.deploy_target, cfg)
         ctx.log(
             f"flash {report['flash_bytes']} B (params {report['param_bytes']} B, code {report['code_bytes']} B), "
             f"RAM {report['ram_bytes']} B (arena {report['arena_bytes']} B, stack {report['stack_bytes']} B)"

@@ -31,6 +31,7 @@ def runtime_sources(target: TargetConfig) -> list[Path]:
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
+DEBUG_FLAGS = {"none": (), "lines": ("-g1",), "full": ("-g",)}
 
 
 def arm_tool(name: str) -> str:
@@ -45,7 +46,8 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     flags = [f"-mcpu={target.cpu}", "-mthumb", f"-mfloat-abi={target.float_abi}"]
     if target.float_abi != "soft":
         flags.append(f"-mfpu={target.fpu}")
-    flags += [f"-{options.opt_level}", "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+    flags += [f"-{options.opt_level}", *DEBUG_FLAGS[options.debug_info], "-std=c11", "-Wall", "-Wextra"]
+    flags += ["-ffunction-sections", "-fdata-sections"]
     flags += [
         "-fno-strict-aliasing",
         f"-DMK_TIMER_{target.timer.upper()}",
