@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from malak_pipe.mcu.configs import BuildOptions
 from malak_pipe.mcu.target import TargetConfig
 from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, StageResult
@@ -51,12 +53,14 @@ class FirmwareBuild(Stage):
         check_plan_budget(plan, cfg.target, cfg)  # both boards before anything is compiled
         if cfg.deploy_target is not None:
             check_plan_budget(plan, cfg.deploy_target, cfg, path="stage.firmware_build.deploy_target")
-        with ctx.output_path("firmware") as path:
+        with ctx.output_path("firmware") as path, ThreadPoolExecutor(max_workers=2) as pool:
             path.mkdir(parents=True, exist_ok=True)
-            report = build_firmware(sources, path, cfg.target, cfg)
-            deploy = None
+            # the two boards' builds are independent compiler runs: side by side on two cores
+            deploy_build = None
             if cfg.deploy_target is not None:
-                deploy = build_firmware(sources, path / "deploy", cfg.deploy_target, cfg)
+                deploy_build = pool.submit(build_firmware, sources, path / "deploy", cfg.deploy_target, cfg)
+            report = build_firmware(sources, path, cfg.target, cfg)
+            deploy = None if deploy_build is None else deploy_build.result()
         ctx.log(
             f"flash {report['flash_bytes']} B (params {report['param_bytes']} B, code {report['code_bytes']} B), "
             f"RAM {report['ram_bytes']} B (arena {report['arena_bytes']} B, stack {report['stack_bytes']} B)"

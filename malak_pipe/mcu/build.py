@@ -8,9 +8,11 @@ with the numbers and the amount over; and after linking, with the real section s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from malak_pipe.errors import StageFailed, StageSkipped
@@ -57,13 +59,37 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     return flags
 
 
-def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+def _execute(command: list[str], what: str, cwd: Path | None = None) -> tuple[str, str]:
+    """Run a tool; (its stdout, its build-log entry). StageFailed with its stderr when it fails."""
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
-    with open(log, "a") as handle:
-        handle.write("$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n")
     if result.returncode != 0:
         raise StageFailed(f"{what} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-3000:]}")
-    return result.stdout
+    return result.stdout, "$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n"
+
+
+def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+    stdout, entry = _execute(command, what, cwd)
+    with open(log, "a") as handle:
+        handle.write(entry)
+    return stdout
+
+
+def _compile_all(command: list[str], sources: list[Path], work: Path) -> list[str]:
+    """Compile every source to an object in ``work``, as many at once as there are cores.
+
+    The build log gets the entries in source order, so it is the same whatever finished first.
+    """
+
+    def compile_one(source: Path) -> tuple[str, str]:
+        obj = work / (source.stem + ".o")
+        _, entry = _execute([*command, "-c", str(source), "-o", str(obj)], f"compiling {source.name}", work)
+        return str(obj), entry
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as pool:
+        compiled = list(pool.map(compile_one, sources))
+    with open(work / "build.log", "a") as handle:
+        handle.writelines(entry for _, entry in compiled)
+    return [obj for obj, _ in compiled]
 
 
 GENERIC_FIT_HINT = (
@@ -148,11 +174,7 @@ def compile_and_link(
         prefixes = {work: "build", root: "firmware", **{p: f"include{i}" for i, p in enumerate(includes)}}
         maps = [f"-ffile-prefix-map={path}={name}" for path, name in prefixes.items()]
         flags = cflags(target, options) + maps + [f"-I{p}" for p in [root / "include", *includes]]
-        objects = []
-        for source in sources:
-            obj = work / (source.stem + ".o")
-            _run([gcc, *flags, "-c", str(source), "-o", str(obj)], work / "build.log", f"compiling {source.name}", work)
-            objects.append(str(obj))
+        objects = _compile_all([gcc, *flags], sources, work)
         link = [gcc, *cflags(target, options), "-nostartfiles", "--specs=nano.specs", f"-L{root / 'ld'}"]
         link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
         link += ["-Wl,-Map=firmware.map", *objects, "-o", "firmware.elf"]

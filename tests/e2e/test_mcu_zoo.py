@@ -4,7 +4,8 @@ through the real CLI, bit-exact, by both quantization routes, at smoke size.
 The routes: ONNX Runtime's static PTQ of the FP32 ONNX (``sim_run``) and the QAT model's own
 scales written as QDQ (``sim_run_qat``, quantize_onnx with source torch_int8), both in
 pipeline=firmware_routes. All zoo runs share one cache, so what they have in common (the
-data node) runs once. The ONNX Runtime agreement of untrained smoke models is not asserted:
+data node) runs once. The host check of the generated C is off (host_check_images=0): QEMU
+checks the same C against the golden reference bit for bit, at half the compile time. The ONNX Runtime agreement of untrained smoke models is not asserted:
 their logits are near ties; the benchmark (benchmarks/firmware.py) measures it on trained ones.
 """
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.firmware
 
 ZOO = ("simple_cnn", "mobilenet_v2", "resnet18", "efficientnet_b0", "resnet50")
 ROUTES = {"sim_run": "ort_static", "sim_run_qat": "torch_int8"}
-BOTH_ROUTES = "run.only=[sim_run,sim_run_qat]"
+BOTH_ROUTES = ("run.only=[sim_run,sim_run_qat]", "stage.codegen.host_check_images=0")
 
 SE_NET = '''
 import torch
@@ -104,7 +105,7 @@ def assert_routes(run_dir: Path, nodes: dict, model_node: str) -> None:
 
 @pytest.mark.parametrize("model", ZOO)
 def test_zoo_model_is_bit_exact_on_qemu_by_both_routes(model, tmp_path, zoo_cache):
-    run_dir, nodes = run_nodes(tmp_path, "pipeline=firmware_routes", f"model={model}", "debug=smoke", BOTH_ROUTES,
+    run_dir, nodes = run_nodes(tmp_path, "pipeline=firmware_routes", f"model={model}", "debug=smoke", *BOTH_ROUTES,
                                cache=zoo_cache)
     assert_routes(run_dir, nodes, "qat")
 
@@ -118,7 +119,7 @@ def test_factory_model_with_se_block_silu_and_adaptive_pool_is_bit_exact(tmp_pat
         "model.name=factory",
         "model.factory=se_net:SENet",
         "debug=smoke",
-        BOTH_ROUTES,
+        *BOTH_ROUTES,
         cache=zoo_cache,
     )
     assert_routes(run_dir, nodes, "qat")
@@ -128,7 +129,7 @@ def test_factory_model_with_se_block_silu_and_adaptive_pool_is_bit_exact(tmp_pat
 
 def test_mobilenet_qat_experiment_ends_on_the_mcu_with_the_qat_model(tmp_path, zoo_cache):
     run_dir, nodes = run_nodes(tmp_path, "+experiment=mobilenet_qat", "debug=smoke", "run.only=[sim_run_qat]",
-                               cache=zoo_cache)
+                               "stage.codegen.host_check_images=0", cache=zoo_cache)
     metrics = assert_bit_exact_on_target(nodes, "sim_run_qat")
     sim, build = node_record(run_dir, "sim_run_qat"), node_record(run_dir, "firmware_build_qat")
     codegen, quantize = node_record(run_dir, "codegen_qat"), node_record(run_dir, "quantize_onnx_qat")
