@@ -15,7 +15,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from malak_pipe.errors import StageFailed, StageSkipped
+from malak_pipe.errors import BudgetExceeded, StageFailed, StageSkipped
 from malak_pipe.mcu.configs import BuildOptions
 from malak_pipe.mcu.files import firmware_root
 from malak_pipe.mcu.target import TargetConfig
@@ -108,7 +108,8 @@ def check_budget(
     hint: str = GENERIC_FIT_HINT,
     path: str = "target",
 ) -> None:
-    """StageFailed naming the numbers (and ``detail``) when flash or RAM exceeds the target's budget."""
+    """BudgetExceeded (a StageFailed a search records as infeasible) naming the numbers (and
+    ``detail``) when flash or RAM exceeds the target's budget."""
     over = []
     if flash > target.flash_bytes:
         over.append(f"flash {flash} B > {target.flash_bytes} B budget ({flash - target.flash_bytes} B over)")
@@ -116,7 +117,7 @@ def check_budget(
         over.append(f"RAM {ram} B > {target.ram_bytes} B budget ({ram - target.ram_bytes} B over)")
     if over:
         where = f" ({detail})" if detail else ""
-        raise StageFailed(
+        raise BudgetExceeded(
             f"the model does not fit target '{target.name}' {when}: " + "; ".join(over) + where,
             path=path,
             hint=hint,
