@@ -6,8 +6,8 @@
 Each model is one ``malak-run`` of an experiment of conf/experiment/ with overrides only:
 SimpleCNN on Fashion-MNIST (``firmware_fmnist``: ONNX Runtime's static PTQ, all 10,000 test
 images), MobileNetV2, ResNet-18 and EfficientNet-B0 at 32x32x3 at a width that fits the
-STM32H743 (``firmware_zoo``: ONNX Runtime's static PTQ and the project's static PTQ and QAT,
-each on the target). Every figure (instructions per inference, per MAC and per layer, RAM,
+STM32H743 (``firmware_zoo``: ONNX Runtime's static PTQ and the QAT model's own QDQ graph, each
+on the target). Every figure (instructions per inference, per MAC and per layer, RAM,
 flash, bit-exactness, on-target top-1, the golden reference's agreement with ONNX Runtime) is
 read from the run's ``result.json`` files; nothing is computed here. Writes
 {record: {instructions_per_inference, instructions_per_mac, ram_bytes, flash_bytes,
@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from malak_cli import malak_run, node_record, write_report
+
 ROOT = Path(__file__).resolve().parents[1]
-MALAK_RUN = Path(sys.executable).parent / "malak-run"
 ZOO = ("+experiment=firmware_zoo",)
 
 
@@ -38,7 +37,7 @@ class Bench:
 
     key: str
     overrides: tuple[str, ...]
-    routes: tuple[str, ...] = ("ort_static", "ptq_static", "qat")
+    routes: tuple[str, ...] = ("ort_static", "qat")
 
 
 BENCHES = {
@@ -49,7 +48,7 @@ BENCHES = {
 }
 
 # route -> the suffix of its nodes in the pipeline (conf/pipeline/firmware_routes.yaml)
-NODE_SUFFIX = {"ort_static": "", "ptq_static": "_ptq_static", "qat": "_qat"}
+NODE_SUFFIX = {"ort_static": "", "qat": "_qat"}
 SIM_KEYS = (
     "instructions_per_inference",
     "instructions_per_mac",
@@ -73,22 +72,9 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def malak_run(overrides: list[str], run_dir: Path, cache_dir: Path) -> float:
-    """``malak-run overrides`` writing its run at ``run_dir``; wall seconds. SystemExit on failure."""
-    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory; the cache keeps what was computed
-    command = [str(MALAK_RUN), *overrides, f"hydra.run.dir={run_dir}", "run.live=false"]
-    env = dict(os.environ, MALAK_CACHE_DIR=str(cache_dir))
-    log("$ " + " ".join(command))
-    started = time.perf_counter()
-    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"malak-run failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
-    return time.perf_counter() - started
-
-
 def node_result(run_dir: Path, node: str) -> dict[str, Any]:
     """The ``result.json`` of one node of a run; SystemExit when it did not end ok or cached."""
-    result = json.loads((run_dir / node / "result.json").read_text())
+    result = node_record(run_dir, node)
     if result["status"] not in ("ok", "cached"):
         raise SystemExit(f"{run_dir / node}: {result['status']}: {result.get('error') or result.get('reason')}")
     return result
@@ -130,9 +116,11 @@ def route_record(run_dir: Path, route: str, command: list[str]) -> dict[str, Any
 def run_bench(bench: Bench, workdir: Path, extra: list[str]) -> dict[str, dict[str, Any]]:
     """Run one model's experiment; its records (route ort_static under the bench's key)."""
     run_dir = workdir / "runs" / bench.key
-    command = [*bench.overrides, *extra]
-    wall = malak_run(command, run_dir, workdir / "cache")
-    log(f"{bench.key}: malak-run done in {wall:.0f} s")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory; the cache keeps what was computed
+    command = [*bench.overrides, *extra, "run.live=false"]
+    log("malak-run " + " ".join(command))
+    run = malak_run(command, ROOT, run_dir, cache_dir=workdir / "cache")
+    log(f"{bench.key}: malak-run done in {run.wall_s:.0f} s ({run.cpu_s:.0f} CPU s)")
     return {
         bench.key + ("" if route == "ort_static" else f"_{route}"): route_record(run_dir, route, command)
         for route in bench.routes
@@ -164,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         fresh.update(run_bench(BENCHES[name], args.workdir, args.set))
     results.update(fresh)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write_report(args.out, results)
     for name, record in fresh.items():
         log(summary(name, record))
     return 0

@@ -1,12 +1,13 @@
-"""Every zoo model, a user's own model and the headline experiment end on the simulated MCU
-through the real CLI, bit-exact, by both quantization routes, at smoke size.
+"""Every zoo model and a user's own model end on the simulated MCU through the real CLI,
+bit-exact, by both quantization sources, at smoke size; the headline experiment is wired to.
 
 The routes: ONNX Runtime's static PTQ of the FP32 ONNX (``sim_run``) and the QAT model's own
 scales written as QDQ (``sim_run_qat``, quantize_onnx with source torch_int8), both in
-pipeline=firmware_routes. All zoo runs share one cache, so what they have in common (the
-data node) runs once. The host check of the generated C is off (host_check_images=0): QEMU
-checks the same C against the golden reference bit for bit, at half the compile time. The ONNX Runtime agreement of untrained smoke models is not asserted:
-their logits are near ties; the benchmark (benchmarks/firmware.py) measures it on trained ones.
+pipeline=firmware_routes. All runs share one cache, so what they have in common (the data
+node) runs once. The host check of the generated C is off (host_check_images=0): QEMU checks
+the same C against the golden reference bit for bit, at half the compile time. The agreement
+with ONNX Runtime of untrained smoke models is not asserted (their logits are near ties);
+benchmarks/firmware.py measures it on trained ones.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.test_cli import malak_run, results_files
 from tests.firmware.conftest import require_tools
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.firmware
 
 ZOO = ("simple_cnn", "mobilenet_v2", "resnet18", "efficientnet_b0", "resnet50")
 ROUTES = {"sim_run": "ort_static", "sim_run_qat": "torch_int8"}
-BOTH_ROUTES = ("run.only=[sim_run,sim_run_qat]", "stage.codegen.host_check_images=0")
+BOTH_ROUTES = ("stage.codegen.host_check_images=0",)
 
 SE_NET = '''
 import torch
@@ -127,18 +129,24 @@ def test_factory_model_with_se_block_silu_and_adaptive_pool_is_bit_exact(tmp_pat
     assert len(kernels) >= 6  # stem, depthwise, the SE block's convolutions, the projection, the head
 
 
-def test_mobilenet_qat_experiment_ends_on_the_mcu_with_the_qat_model(tmp_path, zoo_cache):
-    run_dir, nodes = run_nodes(tmp_path, "+experiment=mobilenet_qat", "debug=smoke", "run.only=[sim_run_qat]",
-                               "stage.codegen.host_check_images=0", cache=zoo_cache)
-    metrics = assert_bit_exact_on_target(nodes, "sim_run_qat")
-    sim, build = node_record(run_dir, "sim_run_qat"), node_record(run_dir, "firmware_build_qat")
-    codegen, quantize = node_record(run_dir, "codegen_qat"), node_record(run_dir, "quantize_onnx_qat")
-    qat = node_record(run_dir, "qat")
-    assert sim["inputs"]["firmware"]["sha256"] == build["outputs"]["firmware"]["sha256"]
-    assert build["inputs"]["sources"]["sha256"] == codegen["outputs"]["sources"]["sha256"]
-    assert codegen["inputs"]["model"]["sha256"] == quantize["outputs"]["model"]["sha256"]
-    assert quantize["inputs"]["model_int8"]["sha256"] == qat["outputs"]["model"]["sha256"]
-    assert quantize["config"]["source"] == "torch_int8"
-    assert build["metrics"]["deploy_target"] == "stm32h743"
-    assert build["metrics"]["deploy_flash_bytes"] <= build["metrics"]["deploy_flash_budget_bytes"]
-    assert metrics["flash_bytes"] == build["metrics"]["flash_bytes"]
+def test_mobilenet_qat_experiment_ends_on_the_mcu_with_the_qat_model(tmp_path):
+    """The wiring of the headline experiment, from the composed config: qat -> quantize_onnx_qat
+    (torch_int8) -> codegen_qat -> firmware_build_qat (built for the STM32H743 too) -> sim_run_qat,
+    and the same for the static-PTQ model. tests/e2e/test_experiments_smoke.py runs the
+    experiment itself (debug=smoke, every node ok); the QAT route of MobileNetV2 is bit-exact
+    on QEMU above."""
+    out = malak_run(tmp_path, "--cfg", "job", "+experiment=mobilenet_qat", "debug=smoke")
+    assert out.returncode == 0, out.stderr
+    config = yaml.safe_load(out.stdout)
+    pipeline = config["pipeline"]
+    for model in ("qat", "ptq_static"):
+        quantize = pipeline[f"quantize_onnx_{model}"]
+        assert quantize["stage"] == "quantize_onnx" and quantize["params"] == {"source": "torch_int8"}
+        assert quantize["inputs"]["model_int8"] == f"{model}.model"
+        assert pipeline[f"codegen_{model}"]["inputs"] == {"model": f"quantize_onnx_{model}.model"}
+        assert pipeline[f"firmware_build_{model}"]["inputs"] == {"sources": f"codegen_{model}.sources"}
+        sim = pipeline[f"sim_run_{model}"]
+        assert sim["stage"] == "sim_run"
+        assert sim["inputs"]["firmware"] == f"firmware_build_{model}.firmware"
+        assert sim["inputs"]["onnx_int8"] == f"quantize_onnx_{model}.model"
+    assert config["stage"]["firmware_build"]["deploy_target"]["name"] == "stm32h743"
