@@ -25,7 +25,7 @@ pytestmark = pytest.mark.firmware
 
 ZOO = ("simple_cnn", "mobilenet_v2", "resnet18", "efficientnet_b0", "resnet50")
 ROUTES = {"sim_run": "ort_static", "sim_run_qat": "torch_int8"}
-BOTH_ROUTES = ("stage.codegen.host_check_images=0",)
+FAST_CHECKS = ("stage.codegen.host_check_images=0",)
 
 SE_NET = '''
 import torch
@@ -107,7 +107,7 @@ def assert_routes(run_dir: Path, nodes: dict, model_node: str) -> None:
 
 @pytest.mark.parametrize("model", ZOO)
 def test_zoo_model_is_bit_exact_on_qemu_by_both_routes(model, tmp_path, zoo_cache):
-    run_dir, nodes = run_nodes(tmp_path, "pipeline=firmware_routes", f"model={model}", "debug=smoke", *BOTH_ROUTES,
+    run_dir, nodes = run_nodes(tmp_path, "pipeline=firmware_routes", f"model={model}", "debug=smoke", *FAST_CHECKS,
                                cache=zoo_cache)
     assert_routes(run_dir, nodes, "qat")
 
@@ -121,7 +121,7 @@ def test_factory_model_with_se_block_silu_and_adaptive_pool_is_bit_exact(tmp_pat
         "model.name=factory",
         "model.factory=se_net:SENet",
         "debug=smoke",
-        *BOTH_ROUTES,
+        *FAST_CHECKS,
         cache=zoo_cache,
     )
     assert_routes(run_dir, nodes, "qat")
