@@ -107,11 +107,11 @@ def _run_in_qemu(graph, tmp_path, mps2_target, images):
 
 @pytest.mark.parametrize("seed,route", [(2, "ort_int8"), (11, "qat"), (20, "ptq")])
 def test_random_nets_are_bit_exact_in_qemu(arm_tools, mps2_target, tmp_path, seed, route):
-    """A sample of the random networks (tests/helpers/mcu_random_nets.py) on the DSP path."""
+    """A sample of the random networks (malak_pipe/models/random_net.py) on the DSP path."""
     from malak_pipe.mcu.golden import quantize_input
     from malak_pipe.mcu.lower import lower_onnx
+    from malak_pipe.models.random_net import calibrate_net, random_net
     from tests.helpers.mcu_pipeline import quantize_route
-    from tests.helpers.mcu_random_nets import calibrate_net, random_net
 
     module, spec = random_net(seed)
     rng = np.random.default_rng(seed)
