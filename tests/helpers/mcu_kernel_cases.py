@@ -3,7 +3,8 @@
 Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, per-channel
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
 fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
-not, ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
+not, ``depthwise3`` is a depthwise layer three wide (the shapes of mk_dwconv3: strides 1 and
+2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
 checks the part it writes). The cases go through the same step planning as the code
 generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
 generated models call.
@@ -25,6 +26,7 @@ RANDOM_OPS = (
     "conv2d",
     "conv_pool",
     "depthwise_conv2d",
+    "depthwise3",
     "fully_connected",
     "max_pool",
     "avg_pool",
@@ -57,12 +59,15 @@ def random_layer_graph(rng: np.random.Generator, op: str):
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
+    if op == "depthwise3":
+        c, h, w = int(rng.choice([1, 3, 5, 8, 12, 24])), int(rng.integers(1, 8)), int(rng.integers(1, 24))
     x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
     tensors = {"x": x}
     builder = {
         "conv2d": _random_conv,
         "conv_pool": _random_conv,
         "depthwise_conv2d": _random_depthwise,
+        "depthwise3": _random_depthwise,
         "fully_connected": _random_fc,
         "max_pool": _random_pool,
         "avg_pool": _random_pool,
@@ -133,6 +138,13 @@ def _random_depthwise(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
     mult = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    if op == "depthwise3":
+        kernel[1], pads[1], pads[3] = 3, int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        stride[1] = int(rng.integers(1, 3)) if rng.random() < 0.9 else 3
+        kernel[1] = min(3, w + pads[1] + pads[3])
+        kernel[0], mult = int(rng.choice([3, 3, 1, 2, 5])), 1
+        pads[0], pads[2] = min(pads[0], kernel[0] - 1), min(pads[2], kernel[0] - 1)
+        kernel[0] = min(kernel[0], h + pads[0] + pads[2])
     out_c = c * mult
     oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1]
