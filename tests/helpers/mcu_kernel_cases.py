@@ -4,8 +4,9 @@ Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, p
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
 fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
 not, ``depthwise3`` is a depthwise layer three wide (the shapes of mk_dwconv3: strides 1 and
-2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
-checks the part it writes). The cases go through the same step planning as the code
+2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``concat``
+joins 2 to 4 inputs on a random axis (one kernel call per input: each case checks the part it
+writes). The cases go through the same step planning as the code
 generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
 generated models call.
 """
