@@ -59,6 +59,7 @@ SHAPES = {
     "pw_32x32x12_72": Shape("conv2d", (32, 32, 12), 72),
     "pw_16x16x18_108": Shape("conv2d", (16, 16, 18), 108),
     "pw_16x16x144_32": Shape("conv2d", (16, 16, 144), 32),
+    "pw_8x8x48_288": Shape("conv2d", (8, 8, 48), 288),
     "pw_4x4x432_72": Shape("conv2d", (4, 4, 432), 72),
     "simplecnn_conv1": Shape("conv2d", (28, 28, 1), 32, (3, 3), 1, 1, pool=True),
     "simplecnn_conv2": Shape("conv2d", (14, 14, 32), 64, (3, 3), 1, 1, pool=True),
@@ -145,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.shapes.split(","):
         with tempfile.TemporaryDirectory(prefix="mk-bench-") as tmp:
             results[name] = record = measure(name, SHAPES[name], Path(tmp))
-        log(f"{name}: {record['kernel']} {record['instructions_per_mac']:.3f} instructions/MAC, "
-            f"bit-exact {record['bit_exact']}")
+        log(
+            f"{name}: {record['kernel']} {record['instructions_per_mac']:.3f} instructions/MAC, "
+            f"bit-exact {record['bit_exact']}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -4,7 +4,8 @@ Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, p
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
 fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
 not, ``depthwise3`` is a depthwise layer three wide (the shapes of mk_dwconv3: strides 1 and
-2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``concat``
+2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``pointwise`` a
+1x1 convolution (mk_pw: odd input and output channel counts, odd pixel counts), ``concat``
 joins 2 to 4 inputs on a random axis (one kernel call per input: each case checks the part it
 writes). The cases go through the same step planning as the code
 generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
@@ -28,6 +29,7 @@ RANDOM_OPS = (
     "conv_pool",
     "depthwise_conv2d",
     "depthwise3",
+    "pointwise",
     "fully_connected",
     "max_pool",
     "avg_pool",
@@ -62,6 +64,8 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
     if op == "depthwise3":
         c, h, w = int(rng.choice([1, 3, 5, 8, 12, 24])), int(rng.integers(1, 8)), int(rng.integers(1, 24))
+    if op == "pointwise":
+        c, h, w = int(rng.integers(2, 48)), int(rng.integers(4, 9)), int(rng.integers(8, 12))
     x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
     tensors = {"x": x}
     builder = {
@@ -69,6 +73,7 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         "conv_pool": _random_conv,
         "depthwise_conv2d": _random_depthwise,
         "depthwise3": _random_depthwise,
+        "pointwise": _random_conv,
         "fully_connected": _random_fc,
         "max_pool": _random_pool,
         "avg_pool": _random_pool,
@@ -111,8 +116,11 @@ def _weights_and_scales(rng: np.random.Generator, shape: tuple[int, ...], out_c:
 def _random_conv(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
-    groups = int(rng.choice([g for g in (2, 3, 4) if c % g == 0])) if rng.random() < 0.25 and c > 1 else 1
+    divisors = [g for g in (2, 3, 4) if c % g == 0]
+    groups = int(rng.choice(divisors)) if rng.random() < 0.25 and divisors else 1
     out_c = groups * int(rng.integers(1, 20 // groups + 1))
+    if op == "pointwise":
+        kernel, stride, pads, groups, out_c = [1, 1], [1, 1], [0, 0, 0, 0], 1, int(rng.integers(1, 40))
     oh, ow = _out_hw(h, w, kernel, stride, pads)
     if op == "conv_pool":
         stride = [1, 1]

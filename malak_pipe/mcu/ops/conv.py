@@ -10,6 +10,11 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
 
 * a one-channel input with at most ``MAX_CONV1_TAPS`` taps (a first layer) runs ``mk_conv1``:
   q15 weights, the columns of one output row streamed through scratch;
+* a 1x1 convolution (stride 1, no padding, one group, no fused pool) of at least
+  ``PW_MIN_PIXELS`` pixels runs ``mk_pw``: no im2col,
+  the weights of a block of ``pw_block`` channels widened to q15 once in scratch (doubled with the
+  fast requantization), pixel pairs widened, 2 channels x 2 pixels blocks of LDRD and SMLAD only;
+  odd input channel counts padded to even only (not to a multiple of 4);
 * anything else runs ``mk_conv``: q15 im2col of two pixels, 2 channels x 2 pixels SMLAD block;
 * a 2x2 stride-2 max-pool that is the only reader of the convolution is fused into either
   (with ``fuse_pool``): the kernel requantizes the largest of the four accumulators, exact
@@ -35,6 +40,7 @@ from malak_pipe.mcu.kernels import (
     io_ints,
     k4_of,
     row_constants,
+    single_step,
     window_ints,
 )
 from malak_pipe.mcu.layout import map_index
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
 MAX_CONV1_TAPS = 64
+PW_WEIGHT_SCRATCH = 16384  # bytes of q15 weights mk_pw widens at once (a block of output channels)
+PW_MIN_PIXELS = 32  # below, widening every weight for so few pixels costs more than mk_conv's SXTB16
 
 _TAIL = ("in_zp", "out_zp", "act_min", "act_max", "pool", "fast", "lsh")
 CONV = KernelSpec(
@@ -54,6 +62,13 @@ CONV = KernelSpec(
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
     ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
+)
+PW = KernelSpec(
+    "pw",
+    "mk_pw",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t")),
+    ("n", "in_c", "k2", "out_c", "cb", "out_zp", "act_min", "act_max", "fast"),
 )
 CONV1 = KernelSpec(
     "conv1",
@@ -170,6 +185,8 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
     ints["groups"] = groups = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
+    if pool is None and _pointwise(layer, ints):
+        return _pw_step(graph, layer, ints)
     if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
         k2 = k + (k & 1)
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
@@ -186,10 +203,44 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)
 
 
+def _pointwise(layer: Layer, ints: dict) -> bool:
+    window = (ints["kh"], ints["kw"], ints["sh"], ints["sw"])
+    if ints["out_h"] * ints["out_w"] < PW_MIN_PIXELS:
+        return False
+    return window == (1, 1, 1, 1) and not any(layer.attrs["pads"]) and layer.attrs.get("groups", 1) == 1
+
+
+def pw_block(out_c: int, k2: int) -> int:
+    """Output channels whose q15 weights mk_pw lays out at once: all that fit PW_WEIGHT_SCRATCH, else an
+    even number of them."""
+    fit = max(2, PW_WEIGHT_SCRATCH // (2 * k2 + 20) // 2 * 2)
+    return min(out_c, fit)
+
+
+def _pw_step(graph: IntGraph, layer: Layer, ints: dict) -> Step:
+    weights = layer.arrays["weights"]
+    k2 = ints["in_c"] + ints["in_c"] % 2
+    rc = row_constants(layer, weights, k2, ints["in_zp"], ints["out_zp"])
+    cb = pw_block(ints["out_c"], k2)
+    ints.update({"n": ints["out_h"] * ints["out_w"], "k2": k2, "cb": cb, "fast": int(rc.fast), "lsh": rc.lsh})
+    consts = {"weights": rc.rows.reshape(-1), "chan": rc.chan}
+    reason = (
+        f"1x1, {ints['in_c']} input channels, {ints['n']} >= {PW_MIN_PIXELS} pixels: no im2col, "
+        f"q15 weights of {cb} channels widened once, 2 channels x 2 pixels LDRD/SMLAD block"
+    )
+    return single_step(PW, graph, layer, ints, consts=consts, scratch_bytes=pw_scratch_bytes(cb, k2), reason=reason)
+
+
+def pw_scratch_bytes(cb: int, k2: int) -> int:
+    """mk_pw's scratch: a block of cb channels' weights and constants, then two pixels' q15 values."""
+    block_words = cb // 2 * (k2 + 10) + cb % 2 * (k2 // 2 + 5)
+    return block_words * 4 + 2 * k2 * 2
+
+
 FAMILY = OpFamily(
     name="conv",
     onnx_ops=(OnnxOp("Conv", lower_conv, produces=("conv2d", "depthwise_conv2d")),),
     int_ops=(IntOp("conv2d", conv2d_golden, conv_step, conv2d_macs),),
-    kernels=(CONV, CONV1),
+    kernels=(CONV, CONV1, PW),
     headers=("kernels/mk_conv.h", "kernels/mk_conv1.h"),
 )

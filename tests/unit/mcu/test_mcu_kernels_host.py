@@ -31,3 +31,21 @@ def test_random_cases_cover_both_requantization_paths_and_fusion():
     assert {step.ints["groups"] > 1 for step, _, _ in pooled if step.ints["pool"]} == {False, True}
     dws, _ = random_kernel_cases("depthwise_conv2d", CASES_PER_OP, seed=RANDOM_OPS.index("depthwise_conv2d"))
     assert {step.ints["mult"] > 1 for step, _, _ in dws} == {False, True}
+
+
+def test_pointwise_kernel_is_bit_exact_in_channel_blocks(host_harness):
+    """mk_pw lays out the weights of a block of channels at a time (big layers): blocks of 2 and 6
+    channels, with a last partial block, give the same bytes as the golden reference."""
+    from dataclasses import replace
+
+    from malak_pipe.mcu.ops.conv import pw_scratch_bytes
+
+    cases, expected = random_kernel_cases("pointwise", 24, seed=7)
+    blocked = []
+    for index, (step, inputs, size) in enumerate(cases):
+        cb = 2 if index % 2 else 6
+        ints = {**step.ints, "cb": min(cb, step.ints["out_c"])}
+        blocked.append((replace(step, ints=ints, scratch_bytes=pw_scratch_bytes(ints["cb"], ints["k2"])), inputs, size))
+    assert any(step.ints["out_c"] > step.ints["cb"] for step, _, _ in blocked)
+    outputs = run_steps(host_harness, blocked)
+    assert not mismatches(outputs, expected, blocked)
