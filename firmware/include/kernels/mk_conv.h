@@ -128,6 +128,78 @@ MK_INLINE void mk_conv(const int8_t *restrict in, int8_t *restrict out, int32_t 
     }
 }
 
+/* s[px] += w . x_px for one channel (a plain row) x 3 interleaved pixels */
+MK_INLINE void mk_dot_1x3(const int32_t *x, const int8_t *w, int k4, int32_t *s)
+{
+    for (int k = 0; k < k4; k += 4, x += 6) {
+        const int32_t wv = mk_ld32(w + k);
+        const int32_t wl = mk_sxtb16(wv), wh = mk_sxtb16_ror8(wv);
+        for (int p = 0; p < 3; p++) {
+            s[p] = mk_smlad(wh, x[2 * p + 1], mk_smlad(wl, x[2 * p], s[p]));
+        }
+    }
+}
+
+/*
+ * 2-D convolution without a fused pool, three output pixels per pass: im2col of three pixels
+ * (col: 3 x k4 halfwords) and a 2 channels x 3 pixels register block, so each weight's SXTB16
+ * serves three pixels. Weights, groups and arguments as mk_conv (pool absent); the last one or
+ * two pixels take mk_conv's 2-pixel block.
+ */
+MK_INLINE void mk_conv3px(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
+                          const int8_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int in_c,
+                          int out_h, int out_w, int out_c, int groups, int kh, int kw, int sh, int sw, int pt, int pl,
+                          int in_zp, int out_zp, int act_min, int act_max, int fast, int lsh)
+{
+    const int cig = in_c / groups, cog = out_c / groups;
+    const int k4 = (kh * kw * cig + 3) & ~3;
+    const int n = out_h * out_w;
+    const int full = n - n % 3;
+    for (int p = 0; p < n; p += 3) {
+        const int m = n - p < 3 ? n - p : 3;
+        if (p >= full) { /* the last one or two pixels: the 2-pixel block */
+            int8_t *pb = out + (p + m - 1) * out_c;
+            for (int g = 0; g < groups; g++) {
+                const int q = p + m - 1;
+                mk_im2col_g(col, 0, in, p / out_w, p % out_w, in_h, in_w, in_c, g * cig, cig, kh, kw, sh, sw, pt, pl,
+                            in_zp, k4);
+                mk_im2col_g(col, 1, in, q / out_w, q % out_w, in_h, in_w, in_c, g * cig, cig, kh, kw, sh, sw, pt, pl,
+                            in_zp, k4);
+                mk_conv_pixels2(out + p * out_c + g * cog, pb + g * cog, col, w + g * cog * k4, ch + g * cog, cog, k4,
+                                out_zp, act_min, act_max, fast, lsh);
+            }
+            break;
+        }
+        for (int g = 0; g < groups; g++) {
+            for (int i = 0; i < 3; i++) {
+                const int q = p + (i < m ? i : m - 1);
+                mk_im2col_gs(col, i, 3, in, q / out_w, q % out_w, in_h, in_w, in_c, g * cig, cig, kh, kw, sh, sw,
+                             pt, pl, in_zp, k4);
+            }
+            const int8_t *wg = w + g * cog * k4;
+            const mk_chan_t *cg = ch + g * cog;
+            int8_t *dst = out + p * out_c + g * cog;
+            int c = 0;
+            for (; c + 2 <= cog; c += 2) {
+                int32_t s[6] = {cg[c].bias, cg[c].bias, cg[c].bias, cg[c + 1].bias, cg[c + 1].bias, cg[c + 1].bias};
+                mk_dot_2x3(col, wg + c * k4, k4, s);
+                for (int i = 0; i < m; i++) {
+                    dst[i * out_c + c] = (int8_t)mk_clamp(mk_requant(s[i], &cg[c], fast, lsh, out_zp), act_min, act_max);
+                    dst[i * out_c + c + 1] =
+                        (int8_t)mk_clamp(mk_requant(s[3 + i], &cg[c + 1], fast, lsh, out_zp), act_min, act_max);
+                }
+            }
+            if (c < cog) {
+                int32_t s[3] = {cg[c].bias, cg[c].bias, cg[c].bias};
+                mk_dot_1x3(col, wg + c * k4, k4, s);
+                for (int i = 0; i < m; i++) {
+                    dst[i * out_c + c] = (int8_t)mk_clamp(mk_requant(s[i], &cg[c], fast, lsh, out_zp), act_min, act_max);
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------ 1x1 convolution */
 
 /* n values (n even) of int8 src as q15, doubled when dbl: each group of four (v0..v3) as the
