@@ -167,8 +167,8 @@ MK_INLINE void mk_group_2x3(const int32_t *x, const int8_t *w, int32_t *s)
 /*
  * s[3 * ch + px] += w_ch . x_px for 2 channels x 3 pixels over k4 values: x three interleaved q15
  * columns (1.5 x k4 words), w as mk_dot_2x2 reads it. Per group: 1 LDRD of weights, 4 SXTB16,
- * 3 LDRD of inputs, 12 SMLAD (the weights' SXTB16 shared by three pixels); two groups per
- * branch in the DSP loop.
+ * 3 LDRD of inputs, 12 SMLAD (the weights' SXTB16 shared by three pixels); four groups per
+ * branch in the DSP loop (the first groups % 4 in C).
  */
 #if defined(MK_DSP)
 #define MK_GROUP_2X3_ASM                                                                                               \
@@ -197,7 +197,7 @@ MK_INLINE void mk_group_2x3(const int32_t *x, const int8_t *w, int32_t *s)
 MK_INLINE void mk_dot_2x3(const int32_t *x, const int8_t *w, int k4, int32_t *s)
 {
     const int32_t *const xe = x + k4 + k4 / 2;
-    if ((k4 >> 2) & 1) {
+    for (int r = 0; r < ((k4 >> 2) & 3); r++) {
         mk_group_2x3(x, w, s);
         x += 6;
         w += 8;
@@ -206,7 +206,7 @@ MK_INLINE void mk_dot_2x3(const int32_t *x, const int8_t *w, int k4, int32_t *s)
     if (x != xe) {
         int32_t s00 = s[0], s01 = s[1], s02 = s[2], s10 = s[3], s11 = s[4], s12 = s[5];
         int32_t w0, w1, wa, wb, x0, x1;
-        __asm__ volatile("1:\n\t" MK_GROUP_2X3_ASM MK_GROUP_2X3_ASM
+        __asm__ volatile("1:\n\t" MK_GROUP_2X3_ASM MK_GROUP_2X3_ASM MK_GROUP_2X3_ASM MK_GROUP_2X3_ASM
                          "ldr %[x0], %[xe]\n\t"
                          "cmp %[xp], %[x0]\n\t"
                          "bne 1b\n\t"

@@ -15,8 +15,9 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
   the weights of a block of ``pw_block`` channels widened to q15 once in scratch (doubled with the
   fast requantization), pixel pairs widened, 2 channels x 2 pixels blocks of LDRD and SMLAD only;
   odd input channel counts padded to even only (not to a multiple of 4);
-* any other convolution without a fused pool (at least 3 pixels) runs ``mk_conv3px``: q15 im2col
-  of three pixels, 2 channels x 3 pixels SMLAD block (each weight's SXTB16 serves 3 pixels);
+* any other convolution of at least 3 pixels runs ``mk_conv3px``: q15 im2col of three pixels,
+  2 channels x 3 pixels SMLAD block (each weight's SXTB16 serves 3 pixels), a fused max-pool
+  kept as the largest requantized value of each window;
 * anything else runs ``mk_conv``: q15 im2col of two pixels, 2 channels x 2 pixels SMLAD block;
 * a 2x2 stride-2 max-pool that is the only reader of the convolution is fused into either
   (with ``fuse_pool``): the kernel requantizes the largest of the four accumulators, exact
@@ -70,7 +71,7 @@ CONV3PX = KernelSpec(
     "mk_conv3px",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *(t for t in _TAIL if t != "pool")),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
 )
 PW = KernelSpec(
     "pw",
@@ -206,8 +207,9 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
     per_group = np.split(rc.rows, groups)  # channel pairs interleaved within each group
     consts = {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": rc.chan}
-    if pool is None and ints["out_h"] * ints["out_w"] >= 3:
+    if ints["out_h"] * ints["out_w"] >= 3:
         why = f"im2col of 3 pixels (k = {k}), 2 channels x 3 pixels SMLAD block (SXTB16 of weights shared)"
+        why += ", the max-pool kept over requantized pixels" if pool is not None else ""
         why += f", {groups} groups" if groups > 1 else ""
         return Step(CONV3PX, layers, ops, [layer.inputs[0]], output, ints, consts, 3 * k4 * 2, macs, why + reason)
     scratch = (4 if pool is not None else 2) * k4 * 2
