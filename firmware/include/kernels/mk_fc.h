@@ -18,6 +18,50 @@ MK_INLINE void mk_group_4x1(const int32_t *x, const int8_t *w, int32_t *s)
     }
 }
 
+#if defined(MK_DSP)
+/* two groups of 4 values of 4 interleaved rows: 2 x (LDRD of x, 2 LDRD of weights, 8 SXTB16,
+ * 8 SMLAD) */
+#define MK_FC_GROUPS2\
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"\
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"\
+    "sxtb16 %[t], %[w0]\n\t"\
+    "sxtb16 %[w0], %[w0], ror #8\n\t"\
+    "smlad %[s0], %[t], %[x0], %[s0]\n\t"\
+    "smlad %[s0], %[w0], %[x1], %[s0]\n\t"\
+    "sxtb16 %[t], %[w1]\n\t"\
+    "sxtb16 %[w1], %[w1], ror #8\n\t"\
+    "smlad %[s1], %[t], %[x0], %[s1]\n\t"\
+    "smlad %[s1], %[w1], %[x1], %[s1]\n\t"\
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"\
+    "sxtb16 %[t], %[w0]\n\t"\
+    "sxtb16 %[w0], %[w0], ror #8\n\t"\
+    "smlad %[s2], %[t], %[x0], %[s2]\n\t"\
+    "smlad %[s2], %[w0], %[x1], %[s2]\n\t"\
+    "sxtb16 %[t], %[w1]\n\t"\
+    "sxtb16 %[w1], %[w1], ror #8\n\t"\
+    "smlad %[s3], %[t], %[x0], %[s3]\n\t"\
+    "smlad %[s3], %[w1], %[x1], %[s3]\n\t"\
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"\
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"\
+    "sxtb16 %[t], %[w0]\n\t"\
+    "sxtb16 %[w0], %[w0], ror #8\n\t"\
+    "smlad %[s0], %[t], %[x0], %[s0]\n\t"\
+    "smlad %[s0], %[w0], %[x1], %[s0]\n\t"\
+    "sxtb16 %[t], %[w1]\n\t"\
+    "sxtb16 %[w1], %[w1], ror #8\n\t"\
+    "smlad %[s1], %[t], %[x0], %[s1]\n\t"\
+    "smlad %[s1], %[w1], %[x1], %[s1]\n\t"\
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"\
+    "sxtb16 %[t], %[w0]\n\t"\
+    "sxtb16 %[w0], %[w0], ror #8\n\t"\
+    "smlad %[s2], %[t], %[x0], %[s2]\n\t"\
+    "smlad %[s2], %[w0], %[x1], %[s2]\n\t"\
+    "sxtb16 %[t], %[w1]\n\t"\
+    "sxtb16 %[w1], %[w1], ror #8\n\t"\
+    "smlad %[s3], %[t], %[x0], %[s3]\n\t"\
+    "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
+#endif
+
 /*
  * out = requant(W x + bias) with the input zero point folded into the bias. The input is
  * first widened to q15 in col (k4 halfwords, (x0,x2),(x1,x3) order); weights: blocks of 4 rows
@@ -39,7 +83,7 @@ MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *r
         const int8_t *wp = w + c * k4;
         const int32_t *x = col;
         const int32_t *const xe = col + (k4 >> 1);
-        if ((k4 >> 2) & 1) {
+        for (int r = 0; r < ((k4 >> 2) & 3); r++) { /* the DSP loop takes four groups per branch */
             mk_group_4x1(x, wp, s);
             x += 2;
             wp += 16;
@@ -48,45 +92,7 @@ MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *r
         if (x != xe) {
             int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], w0, w1, t, x0, x1;
             __asm__ volatile(
-                "1:\n\t"
-                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
-                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
-                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
-                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
-                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
-                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
-                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
-                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
-                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
-                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
+                "1:\n\t" MK_FC_GROUPS2 MK_FC_GROUPS2
                 "cmp %[xp], %[xe]\n\t"
                 "bne 1b\n\t"
                 : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(x), [wp] "+r"(wp),
