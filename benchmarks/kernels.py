@@ -49,13 +49,16 @@ class Shape:
     stride: int = 1
     pad: int = 0
     pool: bool = False
+    clamp: tuple[int, int] = (-128, 127)  # act_min, act_max: narrower as a QAT model's ReLU6 leaves them
 
 
 SHAPES = {
     "dw3x3_s1_32x32x72": Shape("depthwise_conv2d", (32, 32, 72), 72, (3, 3), 1, 1),
+    "dw3x3_s1_32x32x72_clamp": Shape("depthwise_conv2d", (32, 32, 72), 72, (3, 3), 1, 1, clamp=(-100, 90)),
     "dw3x3_s2_32x32x72": Shape("depthwise_conv2d", (32, 32, 72), 72, (3, 3), 2, 1),
     "dw3x3_s1_8x8x288": Shape("depthwise_conv2d", (8, 8, 288), 288, (3, 3), 1, 1),
     "pw_32x32x24_144": Shape("conv2d", (32, 32, 24), 144),
+    "pw_32x32x24_144_clamp": Shape("conv2d", (32, 32, 24), 144, clamp=(-100, 90)),
     "pw_32x32x12_72": Shape("conv2d", (32, 32, 12), 72),
     "pw_16x16x18_108": Shape("conv2d", (16, 16, 18), 108),
     "pw_16x16x144_32": Shape("conv2d", (16, 16, 144), 32),
@@ -96,7 +99,7 @@ def layer_graph(shape: Shape, seed: int = 0) -> IntGraph:
     y = QTensor("y", (shape.out_c,) if fc else (oh, ow, shape.out_c), y_scale, int(rng.integers(-20, 20)))
     arrays = {"weights": weights, "bias": rng.integers(-2000, 2000, size=shape.out_c).astype(np.int32)}
     arrays.update(requant(x.scale * w_scale / y_scale))
-    attrs: dict[str, Any] = {"act_min": -128, "act_max": 127}
+    attrs: dict[str, Any] = {"act_min": shape.clamp[0], "act_max": shape.clamp[1]}
     if not fc:
         attrs.update({"kernel": list(shape.kernel), "stride": [shape.stride] * 2, "pads": [shape.pad] * 4})
     if depthwise:

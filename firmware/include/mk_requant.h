@@ -62,6 +62,15 @@ MK_INLINE int32_t mk_requant(int32_t acc, const mk_chan_t *c, int fast, int lsh,
     return mk_mbqm(acc, c->mult, c->shift) + out_zp;
 }
 
+/* For the assembly loops of the kernels: clamp the four int8 lanes of register r to [lo, hi]
+ * (operands %[lo], %[hi] and %[lo4], %[hi4]: lo and hi in every byte) with SSUB8 + SEL, t and u
+ * free registers; nothing when the clamp is the int8 range. */
+#define MK_ASM_CLAMP4(r, t, u)                                                                                         \
+    ".if %c[lo] > -128\n\tmov " t ", #%c[lo4]\n\tssub8 " u ", " r ", " t "\n\tsel " r ", " r ", " t "\n\t.endif\n\t"  \
+    ".if %c[hi] < 127\n\tmov " t ", #%c[hi4]\n\tssub8 " u ", " r ", " t "\n\tsel " r ", " t ", " r "\n\t.endif\n\t"
+/* lo in every byte of a word (the operands of MK_ASM_CLAMP4) */
+#define MK_BYTES4(v) ((0x01010101u * (uint32_t)(uint8_t)(v)))
+
 MK_INLINE int32_t mk_clamp(int32_t v, int lo, int hi)
 {
     if (lo == -128 && hi == 127) {

@@ -411,9 +411,22 @@ MK_INLINE void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict
     "add " a ", " a ", " a ", asr #31\n\t"                                                                             \
     "add " a ", " a ", " off "\n\t"                                                                                    \
     "asr " a ", " a ", " sh "\n\t"                                                                                     \
-    "ssat " a ", #8, " a "\n\t"                                                                                        \
-    ".if %c[lo] > -128\n\tcmp " a ", #%c[lo]\n\tit lt\n\tmovlt " a ", #%c[lo]\n\t.endif\n\t"                       \
-    ".if %c[hi] < 127\n\tcmp " a ", #%c[hi]\n\tit gt\n\tmovgt " a ", #%c[hi]\n\t.endif\n\t"
+    "ssat " a ", #8, " a "\n\t"
+/* channels c, c + 1 of pixels a (s00, s10) and b (s01, s11, out_c bytes on): stored, or with a
+ * narrower clamp packed into one word, clamped four at a time (SSUB8 + SEL), stored by halfwords */
+#define MK_PW_STORE4                                                                                                   \
+    ".if %c[lo] > -128 || %c[hi] < 127\n\t"                                                                            \
+    "bfi %[s00], %[s10], #8, #8\n\t"                                                                                   \
+    "bfi %[s00], %[s01], #16, #8\n\t"                                                                                  \
+    "bfi %[s00], %[s11], #24, #8\n\t" MK_ASM_CLAMP4("%[s00]", "%[w0]", "%[w1]") "strh %[s00], [%[oa]], #2\n\t"       \
+    "lsr %[s00], %[s00], #16\n\t"                                                                                      \
+    "strh %[s00], [%[oa], #%c[C]-2]\n\t"                                                                               \
+    ".else\n\t"                                                                                                        \
+    "strb %[s10], [%[oa], #1]\n\t"                                                                                     \
+    "strb %[s01], [%[oa], #%c[C]]\n\t"                                                                                 \
+    "strb %[s11], [%[oa], #%c[C]+1]\n\t"                                                                               \
+    "strb %[s00], [%[oa]], #2\n\t"                                                                                     \
+    ".endif\n\t"
 
 /* Every channel pair of a block for the pixel pair in col (fast requantization, k2 a literal):
  * the dot products unrolled (.rept, four blocks of two pairs per loop pass beyond the first
@@ -452,11 +465,7 @@ MK_INLINE void mk_pw_pairs_asm(int8_t *oa, const int32_t *col, const int32_t *wb
         "ldrd %[v0], %[v1], [%[wp]], #8\n\t"
         "ldrd %[x0], %[x1], [%[wp]], #8\n\t" MK_PW_OUT("%[s00]", "%[w0]", "%[w1]", "%[v0]")
             MK_PW_OUT("%[s01]", "%[w0]", "%[w1]", "%[v0]") MK_PW_OUT("%[s10]", "%[v1]", "%[x0]", "%[x1]")
-                MK_PW_OUT("%[s11]", "%[v1]", "%[x0]", "%[x1]")
-        "strb %[s10], [%[oa], #1]\n\t"
-        "strb %[s01], [%[oa], #%c[C]]\n\t"
-        "strb %[s11], [%[oa], #%c[C]+1]\n\t"
-        "strb %[s00], [%[oa]], #2\n\t"
+                MK_PW_OUT("%[s11]", "%[v1]", "%[x0]", "%[x1]") MK_PW_STORE4
         "ldr %[w0], %[oe]\n\t"
         "cmp %[oa], %[w0]\n\t"
         "bne 1b\n\t"
@@ -464,7 +473,7 @@ MK_INLINE void mk_pw_pairs_asm(int8_t *oa, const int32_t *col, const int32_t *wb
           [v0] "=&r"(v0), [v1] "=&r"(v1), [x0] "=&r"(x0), [x1] "=&r"(x1), [xp] "+r"(xp), [wp] "+r"(wp),
           [oa] "+r"(oa)
         : [oe] "m"(oe), [xe] "m"(xe), [nb] "i"(k2 >> 2), [tail] "i"((k2 >> 1) & 1), [cb] "i"(4 * k2), [C] "i"(out_c),
-          [lo] "i"(act_min), [hi] "i"(act_max)
+          [lo] "i"(act_min), [hi] "i"(act_max), [lo4] "i"(MK_BYTES4(act_min)), [hi4] "i"(MK_BYTES4(act_max))
         : "cc", "memory");
 }
 #endif

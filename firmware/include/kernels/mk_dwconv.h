@@ -253,16 +253,32 @@ MK_INLINE void mk_dw3_pair(const int16_t *r, int wq, const int32_t *t, int kh, i
     "smlad %[a3], %[w], %[x], " i3 "\n\t"                                                                               \
     "ldr %[x], [%[p], #" o "+16]\n\t"                                                                                  \
     "smlabb %[a3], %[v], %[x], %[a3]\n\t"
-/* fast requantization of a doubled accumulator, SSAT, the clamp when narrower, one store */
-#define MK_DW3_OUT(a, at)                                                                                              \
+/* fast requantization of a doubled accumulator and SSAT */
+#define MK_DW3_OUT(a)                                                                                                  \
     "smmulr " a ", " a ", %[w]\n\t"                                                                                    \
     "add " a ", " a ", " a ", asr #31\n\t"                                                                             \
-    "add " a ", " a ", %[v]\n\t"                                                                                     \
-    "asr " a ", " a ", %[x]\n\t"                                                                                      \
-    "ssat " a ", #8, " a "\n\t"                                                                                        \
-    ".if %c[lo] > -128\n\tcmp " a ", #%c[lo]\n\tit lt\n\tmovlt " a ", #%c[lo]\n\t.endif\n\t"                       \
-    ".if %c[hi] < 127\n\tcmp " a ", #%c[hi]\n\tit gt\n\tmovgt " a ", #%c[hi]\n\t.endif\n\t"                        \
-    "strb " a ", [%[q], #" at "]\n\t"
+    "add " a ", " a ", %[v]\n\t"                                                                                       \
+    "asr " a ", " a ", %[x]\n\t"                                                                                       \
+    "ssat " a ", #8, " a "\n\t"
+/* the four pixels out_c bytes apart: stored, or with a narrower clamp packed into one word,
+ * clamped four at a time (SSUB8 + SEL) and stored byte by byte */
+#define MK_DW3_STORE4                                                                                                  \
+    ".if %c[lo] > -128 || %c[hi] < 127\n\t"                                                                            \
+    "bfi %[a0], %[a1], #8, #8\n\t"                                                                                     \
+    "bfi %[a0], %[a2], #16, #8\n\t"                                                                                    \
+    "bfi %[a0], %[a3], #24, #8\n\t" MK_ASM_CLAMP4("%[a0]", "%[w]", "%[v]") "strb %[a0], [%[q]]\n\t"                  \
+    "lsr %[a0], %[a0], #8\n\t"                                                                                         \
+    "strb %[a0], [%[q], #%c[C]]\n\t"                                                                                   \
+    "lsr %[a0], %[a0], #8\n\t"                                                                                         \
+    "strb %[a0], [%[q], #2*%c[C]]\n\t"                                                                                 \
+    "lsr %[a0], %[a0], #8\n\t"                                                                                         \
+    "strb %[a0], [%[q], #3*%c[C]]\n\t"                                                                                 \
+    ".else\n\t"                                                                                                        \
+    "strb %[a0], [%[q]]\n\t"                                                                                           \
+    "strb %[a1], [%[q], #%c[C]]\n\t"                                                                                   \
+    "strb %[a2], [%[q], #2*%c[C]]\n\t"                                                                                 \
+    "strb %[a3], [%[q], #3*%c[C]]\n\t"                                                                                 \
+    ".endif\n\t"
 
 /* 4 output pixels per pass of a 3x3 window (3 ring slots W bytes apart, stride sw) with the
  * fast requantization: n passes from ring column p, outputs every out_c bytes from q. */
@@ -274,15 +290,15 @@ MK_INLINE void mk_dw3_pair(const int16_t *r, int wq, const int32_t *t, int kh, i
                              ROW("ldr %[x], [%[p], #2*%c[W]]\n\t", "2*%c[W]", "16", "%[a0]", "%[a1]", "%[a2]",          \
                                  "%[a3]")                                                                              \
                      "ldrd %[w], %[v], [%[chp], #4]\n\t"                                                               \
-                     "ldr %[x], [%[chp], #12]\n\t" MK_DW3_OUT("%[a0]", "0") MK_DW3_OUT("%[a1]", "%c[C]")               \
-                         MK_DW3_OUT("%[a2]", "2*%c[C]") MK_DW3_OUT("%[a3]", "3*%c[C]")                                  \
+                     "ldr %[x], [%[chp], #12]\n\t" MK_DW3_OUT("%[a0]") MK_DW3_OUT("%[a1]") MK_DW3_OUT("%[a2]")           \
+                         MK_DW3_OUT("%[a3]") MK_DW3_STORE4                                                              \
                      "add %[q], %[q], #4*%c[C]\n\t"                                                                    \
                      "cmp %[q], %[e]\n\t"                                                                              \
                      "bne 1b\n\t"                                                                                      \
                      : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "=&r"(x), [w] "=&r"(wr),   \
                        [v] "=&r"(vr), [p] "+r"(p), [q] "+r"(q)                                                         \
                      : [e] "r"(qe), [tp] "r"(t), [chp] "r"(ch), [W] "i"(2 * wq), [C] "i"(out_c), [lo] "i"(act_min),  \
-                       [hi] "i"(act_max)                                                                               \
+                       [hi] "i"(act_max), [lo4] "i"(MK_BYTES4(act_min)), [hi4] "i"(MK_BYTES4(act_max))                 \
                      : "cc", "memory")
 #endif
 
