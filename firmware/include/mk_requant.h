@@ -80,4 +80,19 @@ MK_INLINE int32_t mk_clamp(int32_t v, int lo, int hi)
     return v > hi ? hi : v;
 }
 
+/* requantize and clamp an accumulator that kernels doubled in the fast form (weights or inputs
+ * and bias doubled, so SMMULR needs no left shift); plain in the exact form */
+MK_INLINE int8_t mk_requant2_clamp(int32_t acc, const mk_chan_t *c, int fast, int out_zp, int act_min, int act_max)
+{
+    int32_t v;
+    if (fast) {
+        v = mk_smmulr(acc, c->mult);
+        v += v >> 31;
+        v = (v + c->off) >> c->shift;
+    } else {
+        v = mk_requant(acc, c, 0, 0, out_zp);
+    }
+    return (int8_t)mk_clamp(v, act_min, act_max);
+}
+
 #endif /* MK_REQUANT_H */

@@ -264,6 +264,23 @@ MK_INLINE void mk_pw_widen(int32_t *restrict dst, const int8_t *restrict src, in
 /* s00 (ch 0, px a), s01 (ch 0, px b), s10, s11 over k2 values: w = two channels' q15 pairs and
  * x = two pixels' q15 pairs, each interleaved by blocks of two pairs (a last single pair: one
  * word each). Per two pairs: 4 LDRD, 8 SMLAD. */
+#if defined(MK_DSP)
+/* two q15 pairs of 2 channels (w0, w1 and v0, v1) x 2 pixels (x0, x1 each) */
+#define MK_PW_BLOCK                                                                                                    \
+    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                                                                               \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                                                               \
+    "smlad %[s00], %[w0], %[x0], %[s00]\n\t"                                                                           \
+    "smlad %[s00], %[w1], %[x1], %[s00]\n\t"                                                                           \
+    "ldrd %[v0], %[v1], [%[wp]], #8\n\t"                                                                               \
+    "smlad %[s10], %[v0], %[x0], %[s10]\n\t"                                                                           \
+    "smlad %[s10], %[v1], %[x1], %[s10]\n\t"                                                                           \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                                                               \
+    "smlad %[s01], %[w0], %[x0], %[s01]\n\t"                                                                           \
+    "smlad %[s01], %[w1], %[x1], %[s01]\n\t"                                                                           \
+    "smlad %[s11], %[v0], %[x0], %[s11]\n\t"                                                                           \
+    "smlad %[s11], %[v1], %[x1], %[s11]\n\t"
+#endif
+
 MK_INLINE void mk_pw_block_2x2(const int32_t *x, const int32_t *w, int32_t *s00, int32_t *s01, int32_t *s10,
                                 int32_t *s11)
 {
@@ -287,31 +304,7 @@ MK_INLINE void mk_pw_dot_2x2(const int32_t *x, const int32_t *w, int k2, int32_t
     if (x != xe) {
         int32_t w0, w1, v0, v1, x0, x1;
         __asm__ volatile(
-            "1:\n\t"
-            "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s00], %[w0], %[x0], %[s00]\n\t"
-            "ldrd %[v0], %[v1], [%[wp]], #8\n\t"
-            "smlad %[s00], %[w1], %[x1], %[s00]\n\t"
-            "smlad %[s10], %[v0], %[x0], %[s10]\n\t"
-            "smlad %[s10], %[v1], %[x1], %[s10]\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s01], %[w0], %[x0], %[s01]\n\t"
-            "smlad %[s01], %[w1], %[x1], %[s01]\n\t"
-            "smlad %[s11], %[v0], %[x0], %[s11]\n\t"
-            "smlad %[s11], %[v1], %[x1], %[s11]\n\t"
-            "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s00], %[w0], %[x0], %[s00]\n\t"
-            "ldrd %[v0], %[v1], [%[wp]], #8\n\t"
-            "smlad %[s00], %[w1], %[x1], %[s00]\n\t"
-            "smlad %[s10], %[v0], %[x0], %[s10]\n\t"
-            "smlad %[s10], %[v1], %[x1], %[s10]\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s01], %[w0], %[x0], %[s01]\n\t"
-            "smlad %[s01], %[w1], %[x1], %[s01]\n\t"
-            "smlad %[s11], %[v0], %[x0], %[s11]\n\t"
-            "smlad %[s11], %[v1], %[x1], %[s11]\n\t"
+            "1:\n\t" MK_PW_BLOCK MK_PW_BLOCK
             "cmp %[xp], %[xe]\n\t"
             "bne 1b\n\t"
             : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(x), [wp] "+r"(w),
@@ -353,20 +346,6 @@ MK_INLINE void mk_pw_dot_1x2(const int32_t *x, const int32_t *w, int k2, int32_t
     s[1] = s1;
 }
 
-/* requantization of mk_pw's accumulators: doubled in the fast form (no left shift needed) */
-MK_INLINE int8_t mk_pw_out(int32_t acc, const mk_chan_t *c, int fast, int out_zp, int act_min, int act_max)
-{
-    int32_t v;
-    if (fast) {
-        v = mk_smmulr(acc, c->mult);
-        v += v >> 31;
-        v = (v + c->off) >> c->shift;
-    } else {
-        v = mk_requant(acc, c, 0, 0, out_zp);
-    }
-    return (int8_t)mk_clamp(v, act_min, act_max);
-}
-
 /* One block of mk_pw's scratch: per channel pair (b0, b0, b1, b1), the two channels' q15 weights
  * interleaved by blocks of two pairs, then (mult, off, shift) of both: k2 + 10 words; an odd last
  * channel (b, b), its plain q15 pairs, (mult, off, shift): k2 / 2 + 5 words. Biases doubled and
@@ -392,20 +371,6 @@ MK_INLINE void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict
 }
 
 #if defined(MK_DSP)
-/* two q15 pairs of 2 channels (w0, w1 and v0, v1) x 2 pixels (x0, x1 each) */
-#define MK_PW_BLOCK                                                                                                    \
-    "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                                                                               \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                                                               \
-    "smlad %[s00], %[w0], %[x0], %[s00]\n\t"                                                                           \
-    "smlad %[s00], %[w1], %[x1], %[s00]\n\t"                                                                           \
-    "ldrd %[v0], %[v1], [%[wp]], #8\n\t"                                                                               \
-    "smlad %[s10], %[v0], %[x0], %[s10]\n\t"                                                                           \
-    "smlad %[s10], %[v1], %[x1], %[s10]\n\t"                                                                           \
-    "ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                                                               \
-    "smlad %[s01], %[w0], %[x0], %[s01]\n\t"                                                                           \
-    "smlad %[s01], %[w1], %[x1], %[s01]\n\t"                                                                           \
-    "smlad %[s11], %[v0], %[x0], %[s11]\n\t"                                                                           \
-    "smlad %[s11], %[v1], %[x1], %[s11]\n\t"
 #define MK_PW_OUT(a, m, off, sh)                                                                                       \
     "smmulr " a ", " a ", " m "\n\t"                                                                                   \
     "add " a ", " a ", " a ", asr #31\n\t"                                                                             \
@@ -516,17 +481,17 @@ MK_INLINE void mk_pw(const int8_t *restrict in, int8_t *restrict out, int32_t *r
                 const mk_chan_t *h = ch + c0 + c;
                 int32_t s[4] = {wb[0], wb[0], wb[2], wb[2]};
                 mk_pw_dot_2x2(col, wb + 4, k2, s);
-                oa[c] = mk_pw_out(s[0], h, fast, out_zp, act_min, act_max);
-                oa[c + 1] = mk_pw_out(s[2], h + 1, fast, out_zp, act_min, act_max);
-                ob[c] = mk_pw_out(s[1], h, fast, out_zp, act_min, act_max);
-                ob[c + 1] = mk_pw_out(s[3], h + 1, fast, out_zp, act_min, act_max);
+                oa[c] = mk_requant2_clamp(s[0], h, fast, out_zp, act_min, act_max);
+                oa[c + 1] = mk_requant2_clamp(s[2], h + 1, fast, out_zp, act_min, act_max);
+                ob[c] = mk_requant2_clamp(s[1], h, fast, out_zp, act_min, act_max);
+                ob[c + 1] = mk_requant2_clamp(s[3], h + 1, fast, out_zp, act_min, act_max);
             }
             if (c < nc) {
                 const int32_t *wb = scratch + (c >> 1) * (k2 + 10);
                 int32_t s[2] = {wb[0], wb[0]};
                 mk_pw_dot_1x2(col, wb + 2, k2, s);
-                oa[c] = mk_pw_out(s[0], ch + c0 + c, fast, out_zp, act_min, act_max);
-                ob[c] = mk_pw_out(s[1], ch + c0 + c, fast, out_zp, act_min, act_max);
+                oa[c] = mk_requant2_clamp(s[0], ch + c0 + c, fast, out_zp, act_min, act_max);
+                ob[c] = mk_requant2_clamp(s[1], ch + c0 + c, fast, out_zp, act_min, act_max);
             }
         }
     }

@@ -184,21 +184,6 @@ MK_INLINE void mk_dw_row_q15(int16_t *restrict dst, const int8_t *restrict in, i
     }
 }
 
-/* The requantization of mk_dwconv3's accumulators: doubled in the fast form (weights and bias
- * were doubled, so SMMULR needs no left shift), plain in the exact form. */
-MK_INLINE int8_t mk_dw3_out(int32_t acc, const mk_chan_t *c, int fast, int out_zp, int act_min, int act_max)
-{
-    int32_t v;
-    if (fast) {
-        v = mk_smmulr(acc, c->mult);
-        v += v >> 31;
-        v = (v + c->off) >> c->shift;
-    } else {
-        v = mk_requant(acc, c, 0, 0, out_zp);
-    }
-    return (int8_t)mk_clamp(v, act_min, act_max);
-}
-
 /* Two output pixels (columns ox, ox + 1) of one channel from ring slots r[s] (already at column
  * ox * sw) with the slot's weights t[2s] = (w0, w1), t[2s + 1] = (w2, 0). */
 MK_INLINE void mk_dw3_pair(const int16_t *r, int wq, const int32_t *t, int kh, int sw, int32_t *a0, int32_t *a1)
@@ -341,9 +326,9 @@ MK_INLINE void mk_dw3_row(int8_t *restrict dst, const int16_t *r, int phase, con
     for (; ox < out_w; ox += 2) {
         int32_t a0 = bias, a1 = bias;
         mk_dw3_pair(r + ox * sw, wq, t, kh, sw, &a0, &a1);
-        dst[ox * out_c] = mk_dw3_out(a0, ch, fast, out_zp, act_min, act_max);
+        dst[ox * out_c] = mk_requant2_clamp(a0, ch, fast, out_zp, act_min, act_max);
         if (ox + 1 < out_w) {
-            dst[(ox + 1) * out_c] = mk_dw3_out(a1, ch, fast, out_zp, act_min, act_max);
+            dst[(ox + 1) * out_c] = mk_requant2_clamp(a1, ch, fast, out_zp, act_min, act_max);
         }
     }
 }

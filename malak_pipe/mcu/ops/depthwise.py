@@ -45,51 +45,20 @@ if TYPE_CHECKING:
 
 MAX_DW_KERNEL_ROWS = 16  # the ring's row pointers: const int8_t *row[16] in mk_dwconv
 
+_TAIL = ("in_zp", "out_zp", "act_min", "act_max", "fast", "lsh")
 DWCONV = KernelSpec(
     "dwconv",
     "mk_dwconv",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t"), ("bias", "int32_t")),
-    (
-        "in_h",
-        "in_w",
-        "in_c",
-        "out_h",
-        "out_w",
-        "out_c",
-        *WINDOW_INTS,
-        "mult",
-        "in_zp",
-        "out_zp",
-        "act_min",
-        "act_max",
-        "fast",
-        "lsh",
-    ),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *WINDOW_INTS, "mult", *_TAIL),
 )
 DWCONV3 = KernelSpec(
     "dwconv3",
     "mk_dwconv3",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    (
-        "in_h",
-        "in_w",
-        "in_c",
-        "out_h",
-        "out_w",
-        "kh",
-        "sh",
-        "sw",
-        "pt",
-        "pl",
-        "in_zp",
-        "out_zp",
-        "act_min",
-        "act_max",
-        "fast",
-        "lsh",
-    ),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "kh", "sh", "sw", "pt", "pl", *_TAIL),
 )
 
 
