@@ -6,7 +6,7 @@ channel o reads the input channels of group o // (Cout / groups)). A 1-D convolu
 Conv1d) is the 2-D convolution of a (1, L, C) map with a (1, K) kernel. An ONNX Conv with group = input
 channels is a depthwise convolution (:mod:`malak_pipe.mcu.ops.depthwise`).
 
-Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
+Kernel choice (C in firmware/include/kernels/mk_conv.h, mk_conv1.h and mk_pw.h):
 
 * a one-channel input with at most ``MAX_CONV1_TAPS`` taps (a first layer) runs ``mk_conv1``:
   q15 weights, the columns of one output row streamed through scratch;
@@ -257,5 +257,5 @@ FAMILY = OpFamily(
     onnx_ops=(OnnxOp("Conv", lower_conv, produces=("conv2d", "depthwise_conv2d")),),
     int_ops=(IntOp("conv2d", conv2d_golden, conv_step, conv2d_macs),),
     kernels=(CONV, CONV1, CONV3PX, PW),
-    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h"),
+    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_pw.h"),
 )
