@@ -27,6 +27,7 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h, mk_conv1.h and mk_pw.h):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from malak_pipe.mcu.kernels import (
     ACC_LIMIT,
     WINDOW_INTS,
     KernelSpec,
+    RowConstants,
     Step,
     compose_clamps,
     interleave_rows,
@@ -174,8 +176,27 @@ def _monotonic(layer: Layer, acc_bound: np.ndarray, fast: bool) -> bool:
     return fast or bool(np.all(acc_bound * (1 << left) < ACC_LIMIT))
 
 
-def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
-    """mk_conv or mk_conv1 for ``layer``, with the max-pool after it fused when it can be."""
+@dataclass
+class _ConvPlan:
+    """What every convolution kernel step shares: arguments, row constants, the fused pool."""
+
+    ints: dict
+    rc: RowConstants
+    pool: Layer | None
+    reason: str
+    output: str
+    layers: list[str]
+    ops: list[str]
+    macs: int
+    k: int
+    k4: int
+
+    def step(self, spec: KernelSpec, layer: Layer, consts: dict, scratch: int, why: str) -> Step:
+        inputs, why = [layer.inputs[0]], why + self.reason
+        return Step(spec, self.layers, self.ops, inputs, self.output, self.ints, consts, scratch, self.macs, why)
+
+
+def _plan(graph: IntGraph, layer: Layer, options: CodegenOptions) -> _ConvPlan:
     ints = io_ints(graph, layer)
     ints.update(window_ints(layer))
     weights = layer.arrays["weights"]
@@ -193,29 +214,54 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         ints["act_min"], ints["act_max"] = clamp
         reason = "; the 2x2/2 max-pool after it fused (its only reader, requantization monotonic)"
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
-    ints["groups"] = groups = layer.attrs.get("groups", 1)
+    ints["groups"] = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
-    if pool is None and _pointwise(layer, ints):
-        return _pw_step(graph, layer, ints)
-    if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
+    return _ConvPlan(ints, rc, pool, reason, output, layers, ops, macs, k, k4)
+
+
+def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """mk_pw, mk_conv1, mk_conv3px or mk_conv for ``layer``, with the max-pool after it fused when it can be."""
+    plan = _plan(graph, layer, options)
+    if plan.pool is None and _pointwise(layer, plan.ints):
+        return _pw_step(graph, layer, plan.ints)
+    if _conv1(plan) or plan.ints["out_h"] * plan.ints["out_w"] < 3:
+        return _im2col_step(layer, plan)
+    why = f"im2col of 3 pixels (k = {plan.k}), 2 channels x 3 pixels SMLAD block (SXTB16 of weights shared)"
+    why += ", the max-pool kept over requantized pixels" if plan.pool is not None else ""
+    why += f", {plan.ints['groups']} groups" if plan.ints["groups"] > 1 else ""
+    return plan.step(CONV3PX, layer, _pair_weights(plan), 3 * plan.k4 * 2, why)
+
+
+def im2col_conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """The mk_conv1 / mk_conv step of ``layer`` (2-pixel im2col, channel pairs interleaved), whatever
+    :func:`conv_step` picks: for callers that run mk_conv's routines themselves (a fused block
+    streaming rows through it)."""
+    return _im2col_step(layer, _plan(graph, layer, options))
+
+
+def _conv1(plan: _ConvPlan) -> bool:
+    return plan.ints["in_c"] == 1 and plan.k <= MAX_CONV1_TAPS
+
+
+def _pair_weights(plan: _ConvPlan) -> dict:
+    per_group = np.split(plan.rc.rows, plan.ints["groups"])  # channel pairs interleaved within each group
+    return {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": plan.rc.chan}
+
+
+def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
+    ints, k = plan.ints, plan.k
+    if _conv1(plan):
+        weights = layer.arrays["weights"]
         k2 = k + (k & 1)
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
         q15[:, :k] = weights.reshape(weights.shape[0], k)
         pixels = 2 * 2 * (ints["out_w"] // 2) if ints["pool"] else ints["out_w"]
-        consts = {"weights": q15.reshape(-1), "chan": rc.chan}
         why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
-        return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
-    per_group = np.split(rc.rows, groups)  # channel pairs interleaved within each group
-    consts = {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": rc.chan}
-    if ints["out_h"] * ints["out_w"] >= 3:
-        why = f"im2col of 3 pixels (k = {k}), 2 channels x 3 pixels SMLAD block (SXTB16 of weights shared)"
-        why += ", the max-pool kept over requantized pixels" if pool is not None else ""
-        why += f", {groups} groups" if groups > 1 else ""
-        return Step(CONV3PX, layers, ops, [layer.inputs[0]], output, ints, consts, 3 * k4 * 2, macs, why + reason)
-    scratch = (4 if pool is not None else 2) * k4 * 2
+        return plan.step(CONV1, layer, {"weights": q15.reshape(-1), "chan": plan.rc.chan}, pixels * k2 * 2, why)
+    scratch = (4 if plan.pool is not None else 2) * plan.k4 * 2
     why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
-    why += f", {groups} groups" if groups > 1 else ""
-    return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)
+    why += f", {ints['groups']} groups" if ints["groups"] > 1 else ""
+    return plan.step(CONV, layer, _pair_weights(plan), scratch, why)
 
 
 def _pointwise(layer: Layer, ints: dict) -> bool:

@@ -103,6 +103,17 @@ def depthwise_macs(graph: IntGraph, layer: Layer) -> int:
 
 
 def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """mk_dwconv3 for kernels three wide with multiplier 1, else mk_dwconv (ring or one channel at a time)."""
+    return _dw_step(graph, layer, three_wide=True)
+
+
+def ring_dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """The mk_dwconv step of ``layer`` (int8 ring of padded rows), whatever :func:`dwconv_step` picks:
+    for callers that run mk_dwconv's routines themselves (a fused block streaming rows)."""
+    return _dw_step(graph, layer, three_wide=False)
+
+
+def _dw_step(graph: IntGraph, layer: Layer, three_wide: bool) -> Step:
     ints = io_ints(graph, layer)
     ints.update(window_ints(layer))
     ints["mult"] = layer.attrs["depth_multiplier"]
@@ -118,7 +129,7 @@ def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         folded, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
     )
     ints.update({"fast": int(fast), "lsh": lsh})
-    if ints["mult"] == 1 and ints["kw"] == 3 and ints["kh"] <= MAX_DW_KERNEL_ROWS:
+    if three_wide and ints["mult"] == 1 and ints["kw"] == 3 and ints["kh"] <= MAX_DW_KERNEL_ROWS:
         return _dwconv3_step(graph, layer, ints, weights, chan)
     consts = {"weights": np.ascontiguousarray(weights), "chan": chan, "bias": bias.astype(np.int32)}
     ring = 0

@@ -49,3 +49,30 @@ def test_pointwise_kernel_is_bit_exact_in_channel_blocks(host_harness):
     assert any(step.ints["out_c"] > step.ints["cb"] for step, _, _ in blocked)
     outputs = run_steps(host_harness, blocked)
     assert not mismatches(outputs, expected, blocked)
+
+
+def test_the_im2col_and_ring_steps_stay_available_and_bit_exact(host_harness):
+    """im2col_conv_step and ring_dwconv_step give mk_conv / mk_dwconv steps whatever the planner
+    picks (what a fused block streaming rows through those kernels needs)."""
+    import numpy as np
+
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.mcu.golden import run_layer
+    from malak_pipe.mcu.ops.conv import im2col_conv_step
+    from malak_pipe.mcu.ops.depthwise import ring_dwconv_step
+    from tests.helpers.mcu_kernel_cases import random_layer_graph
+
+    rng = np.random.default_rng(11)
+    cases, expected, kernels = [], [], set()
+    for kind, build in (("pointwise", im2col_conv_step), ("depthwise3", ring_dwconv_step)):
+        for _ in range(12):
+            graph, _ = random_layer_graph(rng, kind)
+            layer = graph.layers[0]
+            step = build(graph, layer, CodegenOptions(fuse_pool=False))
+            x = rng.integers(-128, 128, size=(1, *graph.input_tensor.shape)).astype(np.int8)
+            want = run_layer(graph, layer, x).ravel()
+            cases.append((step, [x[0]], want.size))
+            expected.append((want, np.ones(want.size, dtype=bool)))
+            kernels.add(step.kernel)
+    assert kernels == {"conv", "dwconv"}
+    assert not mismatches(run_steps(host_harness, cases), expected, cases)
