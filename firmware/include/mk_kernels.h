@@ -10,10 +10,11 @@
  * malak_pipe/mcu/ops/ (lowering, golden reference, kernel arguments):
  *
  *   kernels/mk_im2col.h   q15 im2col and the SMLAD dot-product register blocks (shared)
- *   kernels/mk_conv.h     mk_conv: 2-D convolution, optional fused 2x2/2 max-pool
+ *   kernels/mk_conv.h     mk_conv, mk_conv3px: 2-D convolution, optional fused 2x2/2 max-pool
  *   kernels/mk_conv1.h    mk_conv1: convolution of a one-channel input (first layer)
- *   kernels/mk_dwconv.h   mk_dwconv: depthwise convolution
- *   kernels/mk_fc.h       mk_fc: fully connected
+ *   kernels/mk_pw.h       mk_pw: 1x1 convolution without im2col
+ *   kernels/mk_dwconv.h   mk_dwconv, mk_dwconv3: depthwise convolution
+ *   kernels/mk_fc.h       mk_fc, mk_fc6: fully connected
  *   kernels/mk_pool.h     mk_maxpool, mk_avgpool: max, average and global average pooling
  *   kernels/mk_add.h      mk_add: elementwise add / sub with their own rescale, broadcasting
  *   kernels/mk_mul.h      mk_mul: elementwise multiply with its own rescale, broadcasting
@@ -31,6 +32,7 @@
 #include "kernels/mk_im2col.h"
 #include "kernels/mk_conv.h"
 #include "kernels/mk_conv1.h"
+#include "kernels/mk_pw.h"
 #include "kernels/mk_dwconv.h"
 #include "kernels/mk_fc.h"
 #include "kernels/mk_pool.h"

@@ -3,8 +3,13 @@
 Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, per-channel
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
 fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
-not, ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
-checks the part it writes). The cases go through the same step planning as the code
+not, ``depthwise3`` is a depthwise layer three wide (the shapes of mk_dwconv3: strides 1 and
+2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``pointwise`` a
+1x1 convolution (mk_pw: odd input and output channel counts, odd pixel counts), ``conv1_pool``
+a 3x3 convolution of a one-channel input with the max-pool after it (mk_conv1's assembly rows),
+``concat``
+joins 2 to 4 inputs on a random axis (one kernel call per input: each case checks the part it
+writes). The cases go through the same step planning as the code
 generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
 generated models call.
 """
@@ -25,6 +30,9 @@ RANDOM_OPS = (
     "conv2d",
     "conv_pool",
     "depthwise_conv2d",
+    "depthwise3",
+    "pointwise",
+    "conv1_pool",
     "fully_connected",
     "max_pool",
     "avg_pool",
@@ -57,12 +65,21 @@ def random_layer_graph(rng: np.random.Generator, op: str):
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
+    if op == "depthwise3":
+        c, h, w = int(rng.choice([1, 3, 5, 8, 12, 24])), int(rng.integers(1, 8)), int(rng.integers(1, 24))
+    if op == "pointwise":
+        c, h, w = int(rng.integers(2, 48)), int(rng.integers(4, 9)), int(rng.integers(8, 12))
+    if op == "conv1_pool":
+        c, h, w = 1, int(rng.integers(2, 12)), int(rng.integers(2, 16))
     x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
     tensors = {"x": x}
     builder = {
         "conv2d": _random_conv,
         "conv_pool": _random_conv,
         "depthwise_conv2d": _random_depthwise,
+        "depthwise3": _random_depthwise,
+        "pointwise": _random_conv,
+        "conv1_pool": _random_conv,
         "fully_connected": _random_fc,
         "max_pool": _random_pool,
         "avg_pool": _random_pool,
@@ -105,10 +122,15 @@ def _weights_and_scales(rng: np.random.Generator, shape: tuple[int, ...], out_c:
 def _random_conv(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
-    groups = int(rng.choice([g for g in (2, 3, 4) if c % g == 0])) if rng.random() < 0.25 and c > 1 else 1
+    divisors = [g for g in (2, 3, 4) if c % g == 0]
+    groups = int(rng.choice(divisors)) if rng.random() < 0.25 and divisors else 1
     out_c = groups * int(rng.integers(1, 20 // groups + 1))
+    if op == "pointwise":
+        kernel, stride, pads, groups, out_c = [1, 1], [1, 1], [0, 0, 0, 0], 1, int(rng.integers(1, 40))
+    if op == "conv1_pool":
+        kernel, pads = [min(3, h + pads[0] + pads[2]), min(3, w + pads[1] + pads[3])], [1, 1, 1, 1]
     oh, ow = _out_hw(h, w, kernel, stride, pads)
-    if op == "conv_pool":
+    if op in ("conv_pool", "conv1_pool"):
         stride = [1, 1]
         oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1] * c // groups
@@ -121,7 +143,7 @@ def _random_conv(rng, op, x, tensors):
     attrs.update({"groups": groups} if groups > 1 else {})
     arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
     layers = [Layer("conv", "conv2d", ["x"], "y", attrs, arrays)]
-    if op == "conv_pool" and oh >= 2 and ow >= 2:
+    if op in ("conv_pool", "conv1_pool") and oh >= 2 and ow >= 2:
         tensors["z"] = QTensor("z", (oh // 2, ow // 2, out_c), y.scale, y.zero_point)
         plo, phi = _clamp(rng, y.zero_point, y.scale)
         pool_attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": plo, "act_max": phi}
@@ -133,6 +155,13 @@ def _random_depthwise(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
     mult = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    if op == "depthwise3":
+        kernel[1], pads[1], pads[3] = 3, int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        stride[1] = int(rng.integers(1, 3)) if rng.random() < 0.9 else 3
+        kernel[1] = min(3, w + pads[1] + pads[3])
+        kernel[0], mult = int(rng.choice([3, 3, 1, 2, 5])), 1
+        pads[0], pads[2] = min(pads[0], kernel[0] - 1), min(pads[2], kernel[0] - 1)
+        kernel[0] = min(kernel[0], h + pads[0] + pads[2])
     out_c = c * mult
     oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1]

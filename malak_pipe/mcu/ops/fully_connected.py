@@ -5,9 +5,9 @@ IR ``fully_connected``: weights (Cout, K) int8 with K in the storage order of th
 each feature is stored: :func:`storage_columns`), bias, multiplier, shift (Cout,); attrs
 act_min, act_max.
 
-Kernel (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
-interleaved by 4 bytes in blocks of four (4 rows per pass), the input zero point folded into
-the bias.
+Kernels (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
+interleaved by 4 bytes in blocks of six (``mk_fc6``, from 6 outputs: each input pair loaded once
+serves six rows) or four (``mk_fc``), the input zero point folded into the bias.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ FC = KernelSpec(
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
     ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh"),
 )
+FC6 = KernelSpec("fc6", "mk_fc6", FC.buffers, FC.consts, FC.ints)
 
 
 # ---------------------------------------------------------------- lowering
@@ -109,15 +110,24 @@ def fully_connected_macs(graph: IntGraph, layer: Layer) -> int:
 # ---------------------------------------------------------------- kernel step
 
 
+def fc6_rows(out_c: int) -> int:
+    """Rows mk_fc6 runs in blocks of six (the rest in blocks of four, then plain): mk_fc6_rows in C."""
+    n6 = out_c // 6 * 6
+    return n6 - 6 if out_c % 6 == 2 and n6 >= 6 else n6
+
+
 def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     ints = io_ints(graph, layer)
     weights = layer.arrays["weights"]
     k4 = k4_of(weights.shape[1])
     rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
-    consts = {"weights": interleave_rows(rc.rows, 4), "chan": rc.chan}
-    reason = f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
-    return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
+    n6 = fc6_rows(weights.shape[0])
+    layout = [interleave_rows(rc.rows[:n6], 6), interleave_rows(rc.rows[n6:], 4)]
+    consts = {"weights": np.concatenate(layout), "chan": rc.chan}
+    reason = f"input widened to q15 once ({k4} values), {6 if n6 else 4} interleaved rows per pass"
+    spec = FC6 if n6 else FC
+    return single_step(spec, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
 
 
 FAMILY = OpFamily(
@@ -127,6 +137,6 @@ FAMILY = OpFamily(
         OnnxOp("MatMul", lower_matmul, produces=("fully_connected",)),
     ),
     int_ops=(IntOp("fully_connected", fully_connected_golden, fc_step, fully_connected_macs),),
-    kernels=(FC,),
+    kernels=(FC, FC6),
     headers=("kernels/mk_fc.h",),
 )
