@@ -76,13 +76,15 @@ def plan_arena(buffers: list[Buffer], alignment: int = 8) -> ArenaPlan:
     return ArenaPlan(tuple(buffers), offsets, total, live_lower_bound(buffers, alignment), alignment)
 
 
+def live_bytes(buffers: list[Buffer], step: int, alignment: int = 8) -> int:
+    """The total size of the buffers live at ``step``."""
+    return sum(align_up(b.size, alignment) for b in buffers if b.first <= step <= b.last)
+
+
 def live_lower_bound(buffers: list[Buffer], alignment: int = 8) -> int:
     """The largest total size of the buffers live at one step."""
     steps = {b.first for b in buffers} | {b.last for b in buffers}
-    return max(
-        (sum(align_up(b.size, alignment) for b in buffers if b.first <= s <= b.last) for s in steps),
-        default=0,
-    )
+    return max((live_bytes(buffers, s, alignment) for s in steps), default=0)
 
 
 def check_plan(plan: ArenaPlan) -> None:
