@@ -12,7 +12,10 @@ and why (plan.json records it). A neighbour joins only where streaming it is exa
 memory: the tensor between it and the depthwise has no other reader and is not the graph
 output, the pointwise layers are 1x1 stride-1 unpadded group-1 convolutions run by ``mk_conv``
 alone (no fused pool), the add does not broadcast and its other operand exists before the block
-starts. A block always needs its projection; the expand and the add are optional.
+starts. A block always needs its projection; the expand and the add are optional. A block is
+fused only where it pays: the bytes live while it runs (its input, residual operand, output and
+scratch: the ring) are at most those of its layers run one by one (a depthwise-separable pair
+whose pointwise widens a small map keeps its layers: the ring would cost more than it frees).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from malak_pipe.mcu.arena import Buffer, live_bytes
+from malak_pipe.mcu.arena import Buffer, align_up, live_bytes
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import Step
@@ -30,6 +33,7 @@ POINTWISE_OP = "conv2d"
 ADD_OP = "add"
 STREAMED_KERNELS = {DEPTHWISE_OP: "dwconv", POINTWISE_OP: "conv"}  # the kernels whose row form mk_block calls
 MAX_RING_ROWS = 16  # mk_block's row pointers: const int8_t *row[16]
+ALIGN = 8  # the arena's alignment (codegen.ARENA_ALIGN), for the bytes a block keeps live
 
 
 @dataclass(frozen=True)
@@ -107,16 +111,35 @@ def _pointwise_problem(layer: Layer) -> str:
     return ""
 
 
-def _kernel_problem(graph: IntGraph, layer: Layer, options: CodegenOptions) -> str:
-    """Why ``layer`` does not run alone on the kernel mk_block streams ('' if it does)."""
+def unfused_steps(graph: IntGraph, layer: Layer, options: CodegenOptions) -> list[Step]:
+    """The steps ``layer`` runs as when it is not fused into a block."""
     from malak_pipe.mcu.ops import REGISTRY  # the operator modules import this package's kernels
 
     built = REGISTRY.int_op(layer).build_step(graph, layer, options)
-    step = built[0] if isinstance(built, list) else built
+    return built if isinstance(built, list) else [built]
+
+
+def _kernel_problem(graph: IntGraph, layer: Layer, options: CodegenOptions) -> str:
+    """Why ``layer`` does not run alone on the kernel mk_block streams ('' if it does)."""
+    steps = unfused_steps(graph, layer, options)
     want = STREAMED_KERNELS[layer.op]
-    if isinstance(built, list) or step.kernel != want or step.layers != [layer.name]:
-        return f"'{layer.name}' runs on {step.kernel} ({step.reason}), not {want} alone"
+    if len(steps) != 1 or steps[0].kernel != want or steps[0].layers != [layer.name]:
+        return f"'{layer.name}' runs on {steps[0].kernel} ({steps[0].reason}), not {want} alone"
     return ""
+
+
+def _live(graph: IntGraph, tensors: set[str], scratch: int) -> int:
+    return sum(align_up(align_up(graph.tensors[name].size, 4), ALIGN) for name in tensors) + align_up(scratch, ALIGN)
+
+
+def _bytes_live(graph: IntGraph, block: Block, step: Step, options: CodegenOptions) -> tuple[int, int]:
+    """The bytes live while ``block`` runs as ``step`` and, at the worst step, while its layers run one by one."""
+    kept = {block.residual} if block.residual else set()  # read by the add, live from the start
+    unfused = 0
+    for layer in block.layers:
+        for alone in unfused_steps(graph, layer, options):
+            unfused = max(unfused, _live(graph, kept | set(layer.inputs) | {layer.output}, alone.scratch_bytes))
+    return _live(graph, kept | {block.input, block.output}, step.scratch_bytes), unfused
 
 
 def _project(graph: IntGraph, dw: Layer, options: CodegenOptions) -> tuple[Layer | None, str]:
@@ -167,15 +190,21 @@ def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptio
         return BlockDecision(dw.name, None, f"not fused: {why}")
     expand, expand_note = _expand(graph, dw, claimed, options)
     add, add_note = _add(graph, project, expand or dw)
+    from malak_pipe.mcu.ops.block import block_step
+
     block = Block(dw, project, expand, add)
+    notes = tuple(note for note in (expand_note, add_note) if note)
+    fused, unfused = _bytes_live(graph, block, block_step(graph, block, options), options)
+    if fused > unfused:
+        why = f"not fused: streaming would keep {fused} B live, its layers one by one {unfused} B"
+        return BlockDecision(dw.name, None, why, notes)
     mid = graph.tensors[dw.inputs[0]].shape
-    what = f"expand {block.input} -> " if expand else ""
+    what = "expand -> " if expand else ""
     reason = (
         f"streamed: {what}depthwise {dw.attrs['kernel']}/{dw.attrs['stride'][0]} on a ring of "
         f"{dw.attrs['kernel'][0]} rows of {mid[1]}x{mid[2]}, project{' + residual add' if add else ''}, one "
-        "output row at a time"
+        f"output row at a time: {fused} B live instead of {unfused} B"
     )
-    notes = tuple(note for note in (expand_note, add_note) if note)
     return BlockDecision(dw.name, block, reason, notes)
 
 

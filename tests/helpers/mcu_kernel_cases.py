@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.fusion import block_decisions
 from malak_pipe.mcu.golden import run_layer
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import plan_steps
@@ -79,6 +81,8 @@ def random_layer_graph(rng: np.random.Generator, op: str):
     }[op]
     layers, inputs = builder(rng, op, x, tensors)
     graph = IntGraph(tensors, layers, "x", layers[-1].output)
+    if op == "block" and block_decisions(graph, CodegenOptions())[0].block is None:
+        return random_layer_graph(rng, op)  # a block that does not pay runs unfused: draw another
     return graph, inputs
 
 

@@ -17,13 +17,36 @@
 #ifndef MK_BLOCK_H
 #define MK_BLOCK_H
 
-#include <string.h>
-
 #include "mk_arch.h"
 #include "mk_requant.h"
 #include "mk_add.h"
 #include "mk_conv.h"
 #include "mk_dwconv.h"
+
+/* n bytes of v from dst, a word at a time (the C library's memset is a call, and slow on the target) */
+MK_INLINE void mk_block_fill(int8_t *dst, int n, int v)
+{
+    const int32_t v4 = (int32_t)(0x01010101u * (uint8_t)v);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        mk_st32(dst + i, v4);
+    }
+    for (; i < n; i++) {
+        dst[i] = (int8_t)v;
+    }
+}
+
+/* n bytes from src to dst, a word at a time */
+MK_INLINE void mk_block_copy(int8_t *restrict dst, const int8_t *restrict src, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        mk_st32(dst + i, mk_ld32(src + i));
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i];
+    }
+}
 
 /* The ring slot of input row iy: the dw input's padded row (expanded, or the input row itself);
  * a row of zero points above or below the input. Only the first cols input columns are read. */
@@ -33,7 +56,7 @@ MK_INLINE void mk_block_row(int8_t *restrict slot, const int8_t *restrict in, in
                             int act_min, int act_max, int fast, int lsh)
 {
     if (iy < 0 || iy >= in_h) {
-        memset(slot, (uint8_t)mid_zp, (size_t)(wp * mid_c));
+        mk_block_fill(slot, wp * mid_c, mid_zp);
         return;
     }
     const int8_t *src = in + iy * in_w * in_c;
@@ -42,7 +65,7 @@ MK_INLINE void mk_block_row(int8_t *restrict slot, const int8_t *restrict in, in
         mk_conv(src, dst, col, ew, ech, 1, in_w, in_c, 1, cols, mid_c, 1, 1, 1, 1, 1, 0, 0, in_zp, mid_zp, act_min,
                 act_max, 0, fast, lsh);
     } else {
-        memcpy(dst, src, (size_t)(cols * in_c));
+        mk_block_copy(dst, src, cols * in_c);
     }
 }
 
@@ -107,7 +130,7 @@ MK_INLINE void mk_block(const int8_t *restrict in, const int8_t *restrict res, i
     int8_t *prow = drow + ((out_w * dw_c + 3) & ~3);
     const int8_t *row[16];
     const int n = out_w * out_c;
-    memset(ring, (uint8_t)mid_zp, (size_t)(kh * slot_bytes));
+    mk_block_fill(ring, kh * slot_bytes, mid_zp);
     int loaded = -1 - pt; /* the last input row put into the ring */
     for (int oy = 0; oy < out_h; oy++) {
         const int iy0 = oy * sh - pt;

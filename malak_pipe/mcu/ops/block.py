@@ -15,17 +15,13 @@ folded bias of the records), the projection's weights and records.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.fusion import Block, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, k4_of, window_ints
 from malak_pipe.mcu.ops.registry import OpFamily
-
-if TYPE_CHECKING:
-    from malak_pipe.mcu.fusion import Block
 
 SHAPE_INTS = ("in_h", "in_w", "in_c", "mid_c", "dw_c", "out_h", "out_w", "out_c")
 EXPAND_INTS = ("expand", "e_in_zp", "e_act_min", "e_act_max", "e_fast", "e_lsh")
@@ -66,10 +62,7 @@ BLOCK = KernelSpec(
 
 
 def _alone(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
-    from malak_pipe.mcu.ops import REGISTRY  # this module is one of the registry's families
-
-    built = REGISTRY.int_op(layer).build_step(graph, layer, options)
-    return built[0] if isinstance(built, list) else built
+    return unfused_steps(graph, layer, options)[0]  # one step: fusion checked it
 
 
 def _stage_ints(prefix: str, step: Step) -> dict[str, int]:
