@@ -125,3 +125,23 @@ def test_fused_c_is_bit_exact_and_needs_less_ram(user_graph, tmp_path):
     assert all(b["ram_after_bytes"] <= b["ram_before_bytes"] for b in fused_blocks)
     assert sum(b["ram_after_bytes"] < b["ram_before_bytes"] for b in fused_blocks) >= 4
     assert all(b["ram_after_bytes"] == b["ram_before_bytes"] for b in plan["blocks"] if not b["fused"])
+
+
+@pytest.mark.parametrize("model", ["mobilenet_v2", "efficientnet_b0"])
+def test_zoo_blocks_stream_and_the_arena_bound_drops(zoo_models, tmp_path, model):
+    """Every inverted residual of MobileNetV2 streams; in EfficientNet a SiLU table and a
+    squeeze-and-excitation gate follow each depthwise, so its blocks stay layers (with the reason)."""
+    graph = lower_onnx(zoo_models[f"{model}/ort_int8"])
+    decisions = block_decisions(graph, CodegenOptions())
+    fused = generate(graph, tmp_path / "fused")
+    unfused = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_blocks=False))
+    if model == "mobilenet_v2":
+        assert len(decisions) == 17 and all(d.block is not None for d in decisions)
+        for d in decisions:  # the residual add joins exactly the blocks whose output has the input's shape
+            same = graph.tensors[d.block.input].shape == graph.tensors[d.block.project.output].shape
+            assert (d.block.add is not None) == same
+        assert fused.arena.lower_bound * 3 < unfused.arena.lower_bound
+        assert fused.param_bytes < unfused.param_bytes  # no plain depthwise biases on the 4-channel path
+    else:  # depthwise -> SiLU table -> squeeze-and-excitation -> project: the gate needs the whole map
+        assert decisions and all(d.block is None and "is a lut, not a 1x1 convolution" in d.reason for d in decisions)
+        assert fused.arena.lower_bound == unfused.arena.lower_bound
