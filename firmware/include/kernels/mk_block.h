@@ -118,7 +118,7 @@ MK_INLINE void mk_block(const int8_t *restrict in, const int8_t *restrict res, i
                         int ring4, int p_out_zp, int p_act_min, int p_act_max, int p_fast, int p_lsh, int residual,
                         int res_first, int zp_a, int zp_b, int add_zp, int32_t mult_a, int32_t shift_a,
                         int32_t mult_b, int32_t shift_b, int32_t mult_out, int32_t shift_out, int left_shift, int sub,
-                        int add_min, int add_max)
+                        int add_min, int add_max) /* the add's arguments in mk_add's order */
 {
     const int wp = (out_w - 1) * sw + kw;
     const int cols = in_w < wp - pl ? in_w : wp - pl;

@@ -21,29 +21,16 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import Block, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, k4_of, window_ints
+from malak_pipe.mcu.ops.add import ADD
+from malak_pipe.mcu.ops.binary import STRIDE_INTS
 from malak_pipe.mcu.ops.registry import OpFamily
 
 SHAPE_INTS = ("in_h", "in_w", "in_c", "mid_c", "dw_c", "out_h", "out_w", "out_c")
 EXPAND_INTS = ("expand", "e_in_zp", "e_act_min", "e_act_max", "e_fast", "e_lsh")
 DEPTHWISE_INTS = ("mid_zp", "d_out_zp", "d_act_min", "d_act_max", "d_fast", "d_lsh", "ring4")
 PROJECT_INTS = ("p_out_zp", "p_act_min", "p_act_max", "p_fast", "p_lsh")
-ADD_INTS = (
-    "residual",
-    "res_first",
-    "zp_a",
-    "zp_b",
-    "add_zp",
-    "mult_a",
-    "shift_a",
-    "mult_b",
-    "shift_b",
-    "mult_out",
-    "shift_out",
-    "left_shift",
-    "sub",
-    "add_min",
-    "add_max",
-)
+ADD_ARGS = tuple(name for name in ADD.ints if name not in STRIDE_INTS)  # mk_add's, after its strides
+ADD_INTS = ("residual", "res_first", *(f"add_{name}" for name in ADD_ARGS))
 BLOCK = KernelSpec(
     "block",
     "mk_block",
@@ -88,11 +75,10 @@ def _expand_part(graph: IntGraph, block: Block, options: CodegenOptions) -> tupl
 
 def _add_part(graph: IntGraph, block: Block, options: CodegenOptions) -> dict[str, int]:
     if block.add is None:
-        return {name: 0 for name in ADD_INTS} | {"add_min": -128, "add_max": 127}
+        return {name: 0 for name in ADD_INTS} | {"add_act_min": -128, "add_act_max": 127}
     ints = _alone(graph, block.add, options).ints
-    ints = {**ints, "add_zp": ints["out_zp"], "add_min": ints["act_min"], "add_max": ints["act_max"]}
-    ints.update({"residual": 1, "res_first": int(block.add.inputs[0] != block.project.output)})
-    return {name: int(ints[name]) for name in ADD_INTS}
+    res_first = int(block.add.inputs[0] != block.project.output)
+    return {"residual": 1, "res_first": res_first, **{f"add_{name}": int(ints[name]) for name in ADD_ARGS}}
 
 
 def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
