@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from malak_pipe.mcu.arena import ArenaPlan, Buffer, align_up, check_plan, plan_arena
+from malak_pipe.mcu.arena import ArenaPlan, Buffer, check_plan, plan_arena
+from malak_pipe.mcu.buffers import plan_buffers, shared_outputs
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import block_decisions, block_report
 from malak_pipe.mcu.ir import IntGraph
@@ -42,38 +43,13 @@ class GeneratedModel:
         return json.loads((self.directory / PLAN_FILE).read_text())
 
 
-def tensor_bytes(graph: IntGraph, name: str) -> int:
-    """Bytes a tensor takes in the arena (rounded up to 4: kernels read whole words)."""
-    return align_up(graph.tensors[name].size, 4)
-
-
-def plan_buffers(graph: IntGraph, steps: list[Step]) -> list[Buffer]:
-    """Every tensor and scratch area with the steps it is live for."""
-    last_read: dict[str, int] = {}
-    for index, step in enumerate(steps):
-        for name in step.inputs:
-            last_read[name] = index
-        last_read[step.output] = max(last_read.get(step.output, index), index)  # parts written later
-    end = len(steps) - 1
-    buffers = [Buffer(graph.input, tensor_bytes(graph, graph.input), 0, max(0, last_read.get(graph.input, 0)))]
-    written = {graph.input}
-    for index, step in enumerate(steps):
-        last = end if step.output == graph.output else last_read[step.output]
-        if step.output not in written:  # a layer run in parts (concat) writes its output from its first step on
-            buffers.append(Buffer(step.output, tensor_bytes(graph, step.output), index, last))
-            written.add(step.output)
-        if step.scratch_bytes:
-            buffers.append(Buffer(f"scratch:{index}", step.scratch_bytes, index, index))
-    return buffers
-
-
 def generate(graph: IntGraph, directory: Path, options: CodegenOptions | None = None) -> GeneratedModel:
     """Write the C sources, plan.json and the golden graph (graph.json) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     options = options or CodegenOptions()
     steps = plan_steps(graph, options)
     buffers = plan_buffers(graph, steps)
-    arena = plan_arena(buffers, alignment=ARENA_ALIGN)
+    arena = plan_arena(buffers, alignment=ARENA_ALIGN, aliases=shared_outputs(graph, steps))
     check_plan(arena)
     data_c, param_bytes = _model_data_c(steps)
     (directory / "model_data.c").write_text(data_c)

@@ -58,6 +58,7 @@ class Step:
     scratch_bytes: int = 0
     macs: int = 0
     reason: str = ""
+    writes_over_input: bool = False  # the kernel may write its output over inputs[0] (planner: when not read later)
 
     @property
     def kernel(self) -> str:

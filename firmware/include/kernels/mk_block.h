@@ -13,6 +13,11 @@
  * scratch: col (k4 words, k4 = max(in_c, dw_c) rounded up to 4: mk_conv's two q15 columns),
  * then the ring (kh x wp x mid_c, wp = (out_w - 1) * sw + kw), the depthwise row (out_w x dw_c,
  * rounded up to 4) and, with a residual, the projected row (out_w x out_c).
+ *
+ * out may be in itself (the planner places it there when the block adds its own input at stride
+ * 1 and nothing reads the input later): output row oy is written after the ring took input rows
+ * up to oy + kh - 1 - pt >= oy and after the add read row oy, so no input byte is overwritten
+ * before its last read. Hence no restrict on in, res, out.
  */
 #ifndef MK_BLOCK_H
 #define MK_BLOCK_H
@@ -102,13 +107,25 @@ MK_INLINE void mk_block_dw_row(int8_t *restrict dst, const int8_t *const *row, c
     }
 }
 
+/* One row of the residual add: dst[i] = a[i] + b[i] with the add's arithmetic (dst may be a) */
+MK_INLINE void mk_block_add_row(const int8_t *a, const int8_t *b, int8_t *dst, int n, int zp_a, int zp_b, int out_zp,
+                                int32_t mult_a, int32_t shift_a, int32_t mult_b, int32_t shift_b, int32_t mult_out,
+                                int32_t shift_out, int left_shift, int sub, int act_min, int act_max)
+{
+    for (int i = 0; i < n; i++) {
+        const int32_t v = mk_add_value(a[i], b[i], zp_a, zp_b, out_zp, mult_a, shift_a, mult_b, shift_b, mult_out,
+                                       shift_out, left_shift, sub);
+        dst[i] = (int8_t)mk_clamp(v, act_min, act_max);
+    }
+}
+
 /*
  * The block, output row by output row. in: (in_h, in_w, in_c); the expand (expand = 1) makes
  * mid_c channels (else mid_c = in_c), the depthwise dw_c = mid_c * mult, the projection out_c;
  * out: (out_h, out_w, out_c). With residual = 1 the projected row is added to row oy of res
  * ((out_h, out_w, out_c); the add's first operand when res_first) by the add's arithmetic.
  */
-MK_INLINE void mk_block(const int8_t *restrict in, const int8_t *restrict res, int8_t *restrict out,
+MK_INLINE void mk_block(const int8_t *in, const int8_t *res, int8_t *out,
                         int8_t *restrict scratch, const int8_t *restrict ew, const mk_chan_t *restrict ech,
                         const int8_t *restrict dw, const mk_chan_t *restrict dch, const int32_t *restrict dbias,
                         const int8_t *restrict pw, const mk_chan_t *restrict pch, int in_h, int in_w, int in_c,
@@ -152,9 +169,8 @@ MK_INLINE void mk_block(const int8_t *restrict in, const int8_t *restrict res, i
                 p_act_min, p_act_max, 0, p_fast, p_lsh);
         if (residual) {
             const int8_t *r = res + oy * n;
-            mk_add(res_first ? r : prow, res_first ? prow : r, dst, 1, out_w, out_c, n, out_c, 1, n, out_c, 1, zp_a,
-                   zp_b, add_zp, mult_a, shift_a, mult_b, shift_b, mult_out, shift_out, left_shift, sub, add_min,
-                   add_max);
+            mk_block_add_row(res_first ? r : prow, res_first ? prow : r, dst, n, zp_a, zp_b, add_zp, mult_a, shift_a,
+                             mult_b, shift_b, mult_out, shift_out, left_shift, sub, add_min, add_max);
         }
     }
 }

@@ -81,6 +81,20 @@ def _add_part(graph: IntGraph, block: Block, options: CodegenOptions) -> dict[st
     return {"residual": 1, "res_first": res_first, **{f"add_{name}": int(ints[name]) for name in ADD_ARGS}}
 
 
+def _over_input(graph: IntGraph, block: Block) -> bool:
+    """Whether mk_block may write the output over its input: a residual add of the input itself at
+    stride 1 with the input's shape, so output row oy lands on input row oy once the ring holds it
+    (rows up to oy + kh - 1 - pt >= oy) and after the add read it."""
+    dw = block.depthwise
+    same = graph.tensors[block.input].shape == graph.tensors[block.output].shape
+    return (
+        same
+        and block.residual == block.input
+        and dw.attrs["stride"][0] == 1
+        and dw.attrs["pads"][0] < dw.attrs["kernel"][0]
+    )
+
+
 def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
     """The mk_block step running ``block``'s layers (see the module docstring)."""
     dws = _alone(graph, block.depthwise, options)
@@ -122,6 +136,7 @@ def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
         scratch,
         expand_macs + dws.macs + proj.macs,
         reason,
+        writes_over_input=_over_input(graph, block),
     )
 
 

@@ -14,11 +14,14 @@ import json
 import numpy as np
 import pytest
 
+from malak_pipe.mcu.buffers import shared_outputs
 from malak_pipe.mcu.codegen import generate
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import block_decisions
+from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import plan_steps
 from malak_pipe.mcu.lower import lower_onnx
+from tests.helpers.mcu_kernel_cases import random_layer_graph
 
 
 def _user_module():
@@ -120,6 +123,7 @@ def test_fused_c_is_bit_exact_and_needs_less_ram(user_graph, tmp_path):
     unfused = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_blocks=False))
     assert plan["arena"]["lower_bound_bytes"] < unfused.arena.lower_bound
     assert plan["arena"]["arena_bytes"] < unfused.arena.size
+    assert len(plan["arena"]["aliases"]) == 1  # the residual block writes over its input
     fused_blocks = [b for b in plan["blocks"] if b["fused"]]
     assert len(fused_blocks) == 5
     assert all(b["ram_after_bytes"] <= b["ram_before_bytes"] for b in fused_blocks)
@@ -145,3 +149,35 @@ def test_zoo_blocks_stream_and_the_arena_bound_drops(zoo_models, tmp_path, model
     else:  # depthwise -> SiLU table -> squeeze-and-excitation -> project: the gate needs the whole map
         assert decisions and all(d.block is None and "is a lut, not a 1x1 convolution" in d.reason for d in decisions)
         assert fused.arena.lower_bound == unfused.arena.lower_bound
+
+
+def _residual_block_after_a_table(seed: int) -> IntGraph:
+    """A random residual block whose input is made by a table layer (so it is not the graph input)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        graph, _ = random_layer_graph(rng, "block")
+        if graph.layers[-1].op == "add":
+            break
+    x = graph.tensors["x"]
+    graph.tensors["x0"] = QTensor("x0", x.shape, x.scale, x.zero_point)
+    table = rng.integers(-128, 128, size=256).astype(np.int8)
+    graph.layers.insert(0, Layer("table", "lut", ["x0"], "x", {}, {"table": table}))
+    graph.input = "x0"
+    return graph
+
+
+def test_a_residual_block_writes_over_its_input_only_when_nothing_reads_it_later(tmp_path):
+    from tests.helpers.mcu_pipeline import host_bit_exact
+
+    for seed in range(3):
+        graph = _residual_block_after_a_table(seed)
+        assert shared_outputs(graph, plan_steps(graph)) == {"y": "x"}
+        images = np.random.default_rng(seed).integers(-128, 128, size=(4, *graph.input_tensor.shape)).astype(np.int8)
+        assert host_bit_exact(graph, images, tmp_path / f"case{seed}") == 1.0
+        plan = json.loads((tmp_path / f"case{seed}" / "src" / "plan.json").read_text())
+        assert plan["arena"]["aliases"] == {"y": "x"}
+        offsets = {b["name"]: b["offset"] for b in plan["arena"]["buffers"]}
+        assert plan["output"]["offset"] == offsets["x"]
+        graph.layers.append(Layer("later", "lut", ["x"], "z", {}, {"table": graph.layers[0].arrays["table"]}))
+        graph.tensors["z"] = QTensor("z", graph.tensors["x"].shape, 1.0, 0)
+        assert shared_outputs(graph, plan_steps(graph)) == {}
