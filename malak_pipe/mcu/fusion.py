@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from malak_pipe.mcu.arena import Buffer, align_up, live_bytes
+from malak_pipe.mcu.buffers import tensor_bytes
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import Step
@@ -129,7 +130,7 @@ def _kernel_problem(graph: IntGraph, layer: Layer, options: CodegenOptions) -> s
 
 
 def _live(graph: IntGraph, tensors: set[str], scratch: int) -> int:
-    return sum(align_up(align_up(graph.tensors[name].size, 4), ALIGN) for name in tensors) + align_up(scratch, ALIGN)
+    return sum(align_up(tensor_bytes(graph, name), ALIGN) for name in tensors) + align_up(scratch, ALIGN)
 
 
 def _bytes_live(graph: IntGraph, block: Block, step: Step, options: CodegenOptions) -> tuple[int, int]:
@@ -181,6 +182,8 @@ def _add(graph: IntGraph, project: Layer, first: Layer) -> tuple[Layer | None, s
 
 
 def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptions) -> BlockDecision:
+    from malak_pipe.mcu.ops.block import block_step  # the block kernel's module imports this one
+
     if not options.fuse_blocks:
         return BlockDecision(dw.name, None, "not fused: fuse_blocks is off")
     if dw.attrs["kernel"][0] > MAX_RING_ROWS:
@@ -190,11 +193,9 @@ def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptio
         return BlockDecision(dw.name, None, f"not fused: {why}")
     expand, expand_note = _expand(graph, dw, claimed, options)
     add, add_note = _add(graph, project, expand or dw)
-    from malak_pipe.mcu.ops.block import block_step
-
     block = Block(dw, project, expand, add)
     notes = tuple(note for note in (expand_note, add_note) if note)
-    fused, unfused = _bytes_live(graph, block, block_step(graph, block, options), options)
+    fused, unfused = _bytes_live(graph, block, block_step(graph, block, options), options)  # in-place not counted
     if fused > unfused:
         why = f"not fused: streaming would keep {fused} B live, its layers one by one {unfused} B"
         return BlockDecision(dw.name, None, why, notes)
