@@ -22,6 +22,7 @@
  *   kernels/mk_concat.h   mk_concat: one input of a concatenation, requantized
  *   kernels/mk_pad.h      mk_pad: constant padding of rows, columns and channels
  *   kernels/mk_softmax.h  mk_softmax: int8 softmax from an exp table
+ *   kernels/mk_block.h    mk_block: a streamed [expand ->] depthwise -> project [-> add] block
  */
 #ifndef MK_KERNELS_H
 #define MK_KERNELS_H
@@ -42,5 +43,6 @@
 #include "kernels/mk_concat.h"
 #include "kernels/mk_pad.h"
 #include "kernels/mk_softmax.h"
+#include "kernels/mk_block.h"
 
 #endif /* MK_KERNELS_H */
