@@ -13,6 +13,15 @@
 #include <string.h>
 
 #define MK_INLINE static inline __attribute__((always_inline))
+/* out of line, the compiler free to specialize copies for constant arguments (one per layer shape) */
+#define MK_OUTLINED static __attribute__((noinline, unused))
+/* one copy for every layer: routines run once per row or per layer, where literal shapes would
+ * buy little speed for a copy of their code in every call site (flash) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MK_SHARED static __attribute__((noinline, noclone, unused)) /* noclone: no copy per constant argument */
+#else
+#define MK_SHARED static __attribute__((noinline, unused))
+#endif
 #define MK_ALIGN(n) __attribute__((aligned(n)))
 
 #if defined(__ARM_FEATURE_DSP) && !defined(MK_PORTABLE)

@@ -23,6 +23,7 @@
  *   kernels/mk_pad.h      mk_pad: constant padding of rows, columns and channels
  *   kernels/mk_softmax.h  mk_softmax: int8 softmax from an exp table
  *   kernels/mk_block.h    mk_block: a streamed [expand ->] depthwise -> project [-> add] block
+ *   kernels/mk_block3.h   mk_block3: the same block on mk_pw and mk_dwconv3's routines
  */
 #ifndef MK_KERNELS_H
 #define MK_KERNELS_H
@@ -44,5 +45,6 @@
 #include "kernels/mk_pad.h"
 #include "kernels/mk_softmax.h"
 #include "kernels/mk_block.h"
+#include "kernels/mk_block3.h"
 
 #endif /* MK_KERNELS_H */

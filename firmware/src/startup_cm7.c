@@ -16,7 +16,8 @@ extern int main(void);
 void Reset_Handler(void);
 void mk_fault_handler(void);
 
-__attribute__((noreturn)) void Reset_Handler(void)
+/* run once: small code, the copy and fill loops kept loops (not calls of the C library's memcpy, memset) */
+__attribute__((noreturn, optimize("Os", "no-tree-loop-distribute-patterns"))) void Reset_Handler(void)
 {
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20; /* CPACR: CP10, CP11 */
     __asm__ volatile("dsb\n\tisb" ::: "memory");

@@ -15,7 +15,10 @@ alone (no fused pool), the add does not broadcast and its other operand exists b
 starts. A block always needs its projection; the expand and the add are optional. A block is
 fused only where it pays: the bytes live while it runs (its input, residual operand, output and
 scratch: the ring) are at most those of its layers run one by one (a depthwise-separable pair
-whose pointwise widens a small map keeps its layers: the ring would cost more than it frees).
+whose pointwise widens a small map keeps its layers: the ring would cost more than it frees),
+and it runs as fast as its layers one by one: on mk_block3 (mk_pw and mk_dwconv3's routines) with
+the 1x1 weights laid out once, or on mk_block where its layers alone would run on mk_conv and
+mk_dwconv too. ``fuse_slow_blocks`` streams the others as well (the least RAM, slower).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class BlockDecision:
     block: Block | None
     reason: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    step: Step | None = field(default=None, compare=False, repr=False)  # the kernel call running the block
 
     @property
     def layers(self) -> list[str]:
@@ -194,9 +198,28 @@ def _add(graph: IntGraph, project: Layer, first: Layer) -> tuple[Layer | None, s
     return reader, ""
 
 
-def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptions) -> BlockDecision:
-    from malak_pipe.mcu.ops.block import block_step  # the block kernel's module imports this one
+def _choose(graph: IntGraph, block: Block, options: CodegenOptions) -> tuple[Step | None, str, str]:
+    """The first form of ``block`` (mk_block3, then mk_block) that pays in RAM and, unless
+    ``fuse_slow_blocks``, runs as fast as the layers one by one: (step, what it keeps live, how it
+    is slower); no step and why not where none does."""
+    from malak_pipe.mcu.ops.block import block_forms, block_slowdown  # the block kernels' module imports this one
 
+    refusals = []
+    for step in block_forms(graph, block, options):
+        fused, unfused = _bytes_live(graph, block, step, options)  # in-place not counted
+        live = f"{fused} B live instead of {unfused} B"
+        if fused > unfused:
+            refusals.append(f"on {step.kernel} streaming would keep {fused} B live, its layers one by one {unfused} B")
+            continue
+        slow = block_slowdown(graph, block, step, options)
+        if slow and not options.fuse_slow_blocks:
+            refusals.append(f"slower streamed on {step.kernel}, {slow} (fuse_slow_blocks: {live})")
+            continue
+        return step, live, slow
+    return None, "; ".join(refusals), ""
+
+
+def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptions) -> BlockDecision:
     if not options.fuse_blocks:
         return BlockDecision(dw.name, None, "not fused: fuse_blocks is off")
     if dw.attrs["kernel"][0] > MAX_RING_ROWS:
@@ -208,18 +231,17 @@ def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptio
     add, add_note = _add(graph, project, expand or dw)
     block = Block(dw, project, expand, add)
     notes = tuple(note for note in (expand_note, add_note) if note)
-    fused, unfused = _bytes_live(graph, block, block_step(graph, block, options), options)  # in-place not counted
-    if fused > unfused:
-        why = f"not fused: streaming would keep {fused} B live, its layers one by one {unfused} B"
-        return BlockDecision(dw.name, None, why, notes)
+    step, live, slow = _choose(graph, block, options)
+    if step is None:
+        return BlockDecision(dw.name, None, f"not fused: {live}", notes)
     mid = graph.tensors[dw.inputs[0]].shape
     what = "expand -> " if expand else ""
     reason = (
-        f"streamed: {what}depthwise {dw.attrs['kernel']}/{dw.attrs['stride'][0]} on a ring of "
-        f"{dw.attrs['kernel'][0]} rows of {mid[1]}x{mid[2]}, project{' + residual add' if add else ''}, one "
-        f"output row at a time: {fused} B live instead of {unfused} B"
+        f"streamed on {step.kernel}{' (slower: ' + slow + ')' if slow else ''}: {what}depthwise "
+        f"{dw.attrs['kernel']}/{dw.attrs['stride'][0]} on a ring of {dw.attrs['kernel'][0]} rows of "
+        f"{mid[1]}x{mid[2]}, project{' + residual add' if add else ''}, one output row at a time: {live}"
     )
-    return BlockDecision(dw.name, block, reason, notes)
+    return BlockDecision(dw.name, block, reason, notes, step)
 
 
 def block_decisions(graph: IntGraph, options: CodegenOptions) -> list[BlockDecision]:
@@ -238,17 +260,14 @@ def block_decisions(graph: IntGraph, options: CodegenOptions) -> list[BlockDecis
 
 def block_builders(graph: IntGraph, options: CodegenOptions) -> dict[str, Callable[..., Step]]:
     """The step builder of each fused block, by the name of the block's first layer."""
-    from malak_pipe.mcu.ops.block import block_step
-
     builders = {}
     for decision in block_decisions(graph, options):
         if decision.block is not None:
-            block = decision.block
 
-            def build(graph: IntGraph, layer: Layer, options: CodegenOptions, block: Block = block) -> Step:
-                return block_step(graph, block, options)
+            def build(graph: IntGraph, layer: Layer, options: CodegenOptions, step: Step = decision.step) -> Step:
+                return step
 
-            builders[block.layers[0].name] = build
+            builders[decision.block.layers[0].name] = build
     return builders
 
 

@@ -11,7 +11,7 @@ from tests.helpers.mcu_kernel_cases import RANDOM_OPS, mismatches, random_kernel
 pytestmark = pytest.mark.firmware
 
 # random layer kinds (tests/helpers/mcu_kernel_cases.py) -> the kernel most of their cases must plan
-LITERAL_KINDS = {"depthwise3": "dwconv3", "pointwise": "pw", "conv1_pool": "conv1"}
+LITERAL_KINDS = {"depthwise3": "dwconv3", "pointwise": "pw", "conv1_pool": "conv1", "block3": "block3"}
 
 
 @pytest.fixture(scope="module")

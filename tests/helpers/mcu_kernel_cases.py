@@ -28,6 +28,8 @@ from malak_pipe.mcu.ops.onnx_params import requant
 from malak_pipe.mcu.ops.softmax import exp_table
 from malak_pipe.mcu.values import CODES, dequantize, quantize
 
+CASE_OPTIONS = CodegenOptions(fuse_slow_blocks=True)  # a random block runs as one step, slow or not
+
 RANDOM_OPS = (
     "conv2d",
     "conv_pool",
@@ -46,6 +48,7 @@ RANDOM_OPS = (
     "pad",
     "softmax",
     "block",
+    "block3",
 )
 
 
@@ -64,7 +67,7 @@ def random_layer_graph(rng: np.random.Generator, op: str):
     Returns (graph, names of the layer's input tensors). Used to test the kernels against the
     golden reference on many shapes, strides, paddings, zero points and per-channel scales.
     """
-    c = int(rng.choice([1, 2, 3, 4, 8, 12, 16] if op != "block" else [2, 3, 4, 8, 12, 16]))
+    c = int(rng.choice([1, 2, 3, 4, 8, 12, 16] if op not in ("block", "block3") else [2, 3, 4, 8, 12, 16]))
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
@@ -72,6 +75,9 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         c, h, w = int(rng.choice([1, 3, 5, 8, 12, 24])), int(rng.integers(1, 8)), int(rng.integers(1, 24))
     if op == "pointwise":
         c, h, w = int(rng.integers(2, 48)), int(rng.integers(4, 9)), int(rng.integers(8, 12))
+    if op == "block3":  # maps of 32 pixels or more: the layers alone run on mk_pw and mk_dwconv3
+        h, w = int(rng.integers(2, 13)), int(rng.integers(8, 25))
+        h = max(h, -(-32 // w))
     if op == "conv1_pool":
         c, h, w = 1, int(rng.integers(2, 12)), int(rng.integers(2, 16))
     x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
@@ -94,11 +100,14 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         "pad": _random_pad,
         "softmax": _random_softmax,
         "block": _random_block,
+        "block3": _random_block,
     }[op]
     layers, inputs = builder(rng, op, x, tensors)
     graph = IntGraph(tensors, layers, "x", layers[-1].output)
-    if op == "block" and block_decisions(graph, CodegenOptions())[0].block is None:
+    if op == "block" and block_decisions(graph, CASE_OPTIONS)[0].block is None:
         return random_layer_graph(rng, op)  # a block that does not pay runs unfused: draw another
+    if op == "block3" and plan_steps(graph, CASE_OPTIONS)[0].kernel != "block3":
+        return random_layer_graph(rng, op)  # a layer alone off mk_pw / mk_dwconv3: draw another
     return graph, inputs
 
 
@@ -133,6 +142,9 @@ def _random_conv(rng, op, x, tensors):
     out_c = groups * int(rng.integers(1, 20 // groups + 1))
     if op == "pointwise":
         kernel, stride, pads, groups, out_c = [1, 1], [1, 1], [0, 0, 0, 0], 1, int(rng.integers(1, 40))
+    if op == "block3":  # maps of 32 pixels or more: the layers alone run on mk_pw and mk_dwconv3
+        h, w = int(rng.integers(2, 13)), int(rng.integers(8, 25))
+        h = max(h, -(-32 // w))
     if op == "conv1_pool":
         kernel, pads = [min(3, h + pads[0] + pads[2]), min(3, w + pads[1] + pads[3])], [1, 1, 1, 1]
     oh, ow = _out_hw(h, w, kernel, stride, pads)
@@ -208,8 +220,14 @@ def _random_block(rng, op, x, tensors):
         layers.append(_pointwise_layer(rng, x, "e", int(rng.choice([2, 3, 4, 5, 8, 12, 16, 24])), tensors))
     mid = tensors[layers[-1].output] if layers else x
     if residual:  # a "same" window at stride 1: the output has the input's shape
-        k = int(rng.choice([1, 3, 5]))
+        k = int(rng.choice([1, 3, 5] if op == "block" else [3]))
         window, mult = ([k, k], [1, 1], [k // 2] * 4), 1
+    elif op == "block3":  # three wide, multiplier 1, stride 1 or 2, any rows and padding
+        kh, s = int(rng.choice([1, 3, 5])), int(rng.integers(1, 3))
+        pads = [int(rng.integers(0, kh)), int(rng.integers(0, 2)), int(rng.integers(0, kh)), int(rng.integers(0, 2))]
+        kh = min(kh, h + pads[0] + pads[2])
+        pads = [min(pads[0], kh - 1), pads[1], min(pads[2], kh - 1), pads[3]]
+        window, mult = ([kh, 3], [s, s], pads), 1
     else:
         window, mult = _window(rng, h, w), 1 if rng.random() < 0.7 else 2
     layers.append(_depthwise_layer(rng, mid, "d", tensors, window, mult))
@@ -374,7 +392,7 @@ def random_kernel_cases(op: str, count: int, seed: int) -> tuple[list, list[tupl
     cases, expected = [], []
     for _ in range(count):
         graph, inputs = random_layer_graph(rng, op)
-        steps = plan_steps(graph)
+        steps = plan_steps(graph, CASE_OPTIONS)
         xs = {n: rng.integers(-128, 128, size=(1, *graph.tensors[n].shape)).astype(np.int8) for n in inputs}
         values = dict(xs)
         for layer in graph.layers:

@@ -208,13 +208,14 @@ def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
     return float(worst), checked
 
 
-def host_bit_exact(graph: Any, images: np.ndarray, workdir: Path) -> float:
-    """The fraction of ``images`` on which the generated C, built for the host, equals the golden graph."""
+def host_bit_exact(graph: Any, images: np.ndarray, workdir: Path, options: Any = None) -> float:
+    """The fraction of ``images`` on which the generated C (codegen ``options``), built for the host,
+    equals the golden graph."""
     from malak_pipe.mcu import hosttest
     from malak_pipe.mcu.codegen import generate
     from malak_pipe.mcu.golden import run_golden
 
-    generated = generate(graph, workdir / "src")
+    generated = generate(graph, workdir / "src", options)
     exe = hosttest.build_host_model(workdir / "src", workdir / "bin")
     out = hosttest.run_host_model(exe, images, graph.output_tensor.size, len(generated.steps))
     golden = run_golden(graph, images).reshape(len(images), -1)

@@ -12,7 +12,7 @@
 
 /* The q15 columns of pixels (oy, ox0 .. ox0 + n - 1) of a one-channel input: k2 halfwords
  * each (k = kh * kw values in natural order, zero padded to even; outside pixels read in_zp). */
-MK_INLINE void mk_im2col_row1(int16_t *restrict col, const int8_t *restrict in, int oy, int ox0, int n, int in_h,
+MK_SHARED void mk_im2col_row1(int16_t *restrict col, const int8_t *restrict in, int oy, int ox0, int n, int in_h,
                               int in_w, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k2)
 {
     for (int i = 0; i < n; i++) {

@@ -40,7 +40,7 @@ MK_INLINE void mk_dw_taps4(const int8_t *const *row, int col, const int8_t *w, i
 
 /* Input row iy (or a row of zero points outside the input) padded to wp columns starting at
  * column -pl, into dst (wp x in_c bytes, in_c a multiple of 4). */
-MK_INLINE void mk_pad_row(int8_t *restrict dst, const int8_t *restrict in, int iy, int in_h, int in_w, int in_c,
+MK_SHARED void mk_pad_row(int8_t *restrict dst, const int8_t *restrict in, int iy, int in_h, int in_w, int in_c,
                           int wp, int pl, int in_zp)
 {
     const int32_t zp4 = (int32_t)(0x01010101u * (uint8_t)in_zp);

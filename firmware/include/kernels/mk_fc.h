@@ -64,7 +64,7 @@ MK_INLINE void mk_group_4x1(const int32_t *x, const int8_t *w, int32_t *s)
 #endif
 
 /* the input widened to q15 ((x0,x2),(x1,x3) per group of four) */
-MK_INLINE void mk_fc_widen(const int8_t *restrict in, int32_t *restrict col, int k4)
+MK_SHARED void mk_fc_widen(const int8_t *restrict in, int32_t *restrict col, int k4)
 {
     for (int k = 0; k < k4; k += 4) {
         const int32_t v = mk_ld32(in + k);

@@ -20,7 +20,7 @@
  * weights pair with). Several pixels share a buffer interleaved by group: group g of slot s
  * (0 .. slots - 1) is at words 2 * slots * g + 2s.
  */
-MK_INLINE void mk_im2col_gs(int32_t *restrict col, int slot, int slots, const int8_t *restrict in, int oy, int ox,
+MK_OUTLINED void mk_im2col_gs(int32_t *restrict col, int slot, int slots, const int8_t *restrict in, int oy, int ox,
                             int in_h, int in_w, int in_c, int c0, int cg, int kh, int kw, int sh, int sw, int pt,
                             int pl, int in_zp, int k4)
 {

@@ -129,7 +129,7 @@ MK_INLINE void mk_pw_dot_1x2(const int32_t *x, const int32_t *w, int k2, int32_t
  * interleaved by blocks of two pairs, then (mult, off, shift) of both: k2 + 10 words; an odd last
  * channel (b, b), its plain q15 pairs, (mult, off, shift): k2 / 2 + 5 words. Biases doubled and
  * weights doubled in the fast form. */
-MK_INLINE void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict w, const mk_chan_t *restrict ch,
+MK_SHARED void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict w, const mk_chan_t *restrict ch,
                                    int nc, int k2, int fast)
 {
     for (int c = 0; c < nc; c += 2, dst += k2 + 10) {
@@ -222,6 +222,54 @@ MK_INLINE void mk_pw_pairs_asm(int8_t *oa, const int32_t *col, const int32_t *wb
 }
 #endif
 
+/* n pixels of in_c channels through one block of nc output channels laid out at wb by
+ * mk_pw_block_weights (ch: the block's first channel), outputs at out (the block's first
+ * channel of pixel 0), every pixel pair widened into col (2 x k2 halfwords) as it comes. */
+MK_INLINE void mk_pw_pixels(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
+                            const int32_t *restrict wb, const mk_chan_t *restrict ch, int n, int in_c, int k2,
+                            int out_c, int nc, int out_zp, int act_min, int act_max, int fast)
+{
+    const int literal = __builtin_constant_p(k2) && __builtin_constant_p(out_c) && __builtin_constant_p(act_min) &&
+                        __builtin_constant_p(act_max);
+    (void)literal;
+    for (int p = 0; p < n; p += 2) {
+        const int pb = p + 1 < n ? p + 1 : p;
+        mk_pw_widen(col, in + p * in_c, k2, 4, 0, 0);
+        mk_pw_widen(col + 2, in + pb * in_c, k2, 4, -1, 0);
+        int8_t *oa = out + p * out_c, *ob = out + pb * out_c;
+        int c = 0;
+#if defined(MK_DSP)
+        if (literal && fast && out_c < 4095 && pb == p + 1 && nc >= 2) {
+            mk_pw_pairs_asm(oa, col, wb, nc >> 1, k2, out_c, act_min, act_max);
+            c = nc & ~1;
+        }
+#endif
+        for (; c + 2 <= nc; c += 2) {
+            const int32_t *w = wb + (c >> 1) * (k2 + 10);
+            const mk_chan_t *h = ch + c;
+            int32_t s[4] = {w[0], w[0], w[2], w[2]};
+            mk_pw_dot_2x2(col, w + 4, k2, s);
+            oa[c] = mk_requant2_clamp(s[0], h, fast, out_zp, act_min, act_max);
+            oa[c + 1] = mk_requant2_clamp(s[2], h + 1, fast, out_zp, act_min, act_max);
+            ob[c] = mk_requant2_clamp(s[1], h, fast, out_zp, act_min, act_max);
+            ob[c + 1] = mk_requant2_clamp(s[3], h + 1, fast, out_zp, act_min, act_max);
+        }
+        if (c < nc) {
+            const int32_t *w = wb + (c >> 1) * (k2 + 10);
+            int32_t s[2] = {w[0], w[0]};
+            mk_pw_dot_1x2(col, w + 2, k2, s);
+            oa[c] = mk_requant2_clamp(s[0], ch + c, fast, out_zp, act_min, act_max);
+            ob[c] = mk_requant2_clamp(s[1], ch + c, fast, out_zp, act_min, act_max);
+        }
+    }
+}
+
+/* mk_pw_block_weights' words for a block of nc channels with rows of k2 values */
+MK_INLINE int mk_pw_block_words(int nc, int k2)
+{
+    return (nc >> 1) * (k2 + 10) + (nc & 1) * (k2 / 2 + 5);
+}
+
 /*
  * 1x1 convolution (stride 1, no padding, one group) of n pixels of in_c channels: weights
  * (out_c, k2) int8 rows, k2 = in_c rounded up to even, zero padded; ch[].bias has the input zero
@@ -229,50 +277,18 @@ MK_INLINE void mk_pw_pairs_asm(int8_t *oa, const int32_t *col, const int32_t *wb
  * weights and constants are laid out once in scratch (mk_pw_block_weights: q15, doubled in the
  * fast form so the requantization needs no shift), then every pair of pixels is widened (2 x k2
  * halfwords after the block) and runs through 2 channels x 2 pixels register blocks of LDRD and
- * SMLAD only. scratch: cb / 2 x (k2 + 10) words (+ k2 / 2 + 5 for an odd count), then 2 x k2
- * halfwords.
+ * SMLAD only (mk_pw_pixels). scratch: cb / 2 x (k2 + 10) words (+ k2 / 2 + 5 for an odd count),
+ * then 2 x k2 halfwords.
  */
 MK_INLINE void mk_pw(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict scratch,
                      const int8_t *restrict w, const mk_chan_t *restrict ch, int n, int in_c, int k2, int out_c,
                      int cb, int out_zp, int act_min, int act_max, int fast)
 {
-    int32_t *const col = scratch + (cb >> 1) * (k2 + 10) + (cb & 1) * (k2 / 2 + 5);
-    const int literal = __builtin_constant_p(k2) && __builtin_constant_p(out_c) && __builtin_constant_p(act_min) &&
-                        __builtin_constant_p(act_max);
-    (void)literal;
+    int32_t *const col = scratch + mk_pw_block_words(cb, k2);
     for (int c0 = 0; c0 < out_c; c0 += cb) {
         const int nc = out_c - c0 < cb ? out_c - c0 : cb;
         mk_pw_block_weights(scratch, w + c0 * k2, ch + c0, nc, k2, fast);
-        for (int p = 0; p < n; p += 2) {
-            const int pb = p + 1 < n ? p + 1 : p;
-            mk_pw_widen(col, in + p * in_c, k2, 4, 0, 0);
-            mk_pw_widen(col + 2, in + pb * in_c, k2, 4, -1, 0);
-            int8_t *oa = out + p * out_c + c0, *ob = out + pb * out_c + c0;
-            int c = 0;
-#if defined(MK_DSP)
-            if (literal && fast && out_c < 4095 && pb == p + 1 && nc >= 2) {
-                mk_pw_pairs_asm(oa, col, scratch, nc >> 1, k2, out_c, act_min, act_max);
-                c = nc & ~1;
-            }
-#endif
-            for (; c + 2 <= nc; c += 2) {
-                const int32_t *wb = scratch + (c >> 1) * (k2 + 10);
-                const mk_chan_t *h = ch + c0 + c;
-                int32_t s[4] = {wb[0], wb[0], wb[2], wb[2]};
-                mk_pw_dot_2x2(col, wb + 4, k2, s);
-                oa[c] = mk_requant2_clamp(s[0], h, fast, out_zp, act_min, act_max);
-                oa[c + 1] = mk_requant2_clamp(s[2], h + 1, fast, out_zp, act_min, act_max);
-                ob[c] = mk_requant2_clamp(s[1], h, fast, out_zp, act_min, act_max);
-                ob[c + 1] = mk_requant2_clamp(s[3], h + 1, fast, out_zp, act_min, act_max);
-            }
-            if (c < nc) {
-                const int32_t *wb = scratch + (c >> 1) * (k2 + 10);
-                int32_t s[2] = {wb[0], wb[0]};
-                mk_pw_dot_1x2(col, wb + 2, k2, s);
-                oa[c] = mk_requant2_clamp(s[0], ch + c0 + c, fast, out_zp, act_min, act_max);
-                ob[c] = mk_requant2_clamp(s[1], ch + c0 + c, fast, out_zp, act_min, act_max);
-            }
-        }
+        mk_pw_pixels(in, out + c0, col, scratch, ch + c0, n, in_c, k2, out_c, nc, out_zp, act_min, act_max, fast);
     }
 }
 

@@ -16,6 +16,7 @@ from malak_pipe.mcu.ops import (
     activations,
     add,
     block,
+    block3,
     concat,
     conv,
     depthwise,
@@ -43,6 +44,7 @@ FAMILIES = (
     activations.FAMILY,
     views.FAMILY,
     block.FAMILY,
+    block3.FAMILY,
 )
 REGISTRY = OpRegistry(list(FAMILIES))
 

@@ -1,7 +1,7 @@
 """The streamed block kernel (mk_block): [1x1 expand ->] depthwise -> 1x1 project [-> residual add].
 
 Not an integer operator of its own: :mod:`malak_pipe.mcu.fusion` finds the layers a block
-runs, and :func:`block_step` builds one :class:`~malak_pipe.mcu.kernels.Step` for them from the
+runs, and :func:`ring_block_step` builds one :class:`~malak_pipe.mcu.kernels.Step` for them from the
 steps each layer would run alone (the same constants, zero points, clamps and requantization
 choices: the fused C does the arithmetic of the unfused kernels, row by row).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
-from malak_pipe.mcu.fusion import Block, streamed_step
+from malak_pipe.mcu.fusion import STREAMED_KERNELS, Block, streamed_step, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, k4_of, window_ints
 from malak_pipe.mcu.ops.add import ADD
@@ -73,7 +73,7 @@ def _expand_part(graph: IntGraph, block: Block, options: CodegenOptions) -> tupl
     return ints, {"ew": step.consts["weights"], "ech": step.consts["chan"]}, step.macs
 
 
-def _add_part(graph: IntGraph, block: Block, options: CodegenOptions) -> dict[str, int]:
+def add_part(graph: IntGraph, block: Block, options: CodegenOptions) -> dict[str, int]:
     if block.add is None:
         return {name: 0 for name in ADD_INTS} | {"add_act_min": -128, "add_act_max": 127}
     ints = _alone(graph, block.add, options).ints
@@ -81,7 +81,7 @@ def _add_part(graph: IntGraph, block: Block, options: CodegenOptions) -> dict[st
     return {"residual": 1, "res_first": res_first, **{f"add_{name}": int(ints[name]) for name in ADD_ARGS}}
 
 
-def _over_input(graph: IntGraph, block: Block) -> bool:
+def over_input(graph: IntGraph, block: Block) -> bool:
     """Whether mk_block may write the output over its input: a residual add of the input itself at
     stride 1 with the input's shape, so output row oy lands on input row oy once the ring holds it
     (rows up to oy + kh - 1 - pt >= oy) and after the add read it."""
@@ -95,7 +95,35 @@ def _over_input(graph: IntGraph, block: Block) -> bool:
     )
 
 
-def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
+def block_forms(graph: IntGraph, block: Block, options: CodegenOptions) -> list[Step]:
+    """The steps that can run ``block``'s layers, the preferred first: mk_block3 where each layer
+    alone would run on mk_pw or mk_dwconv3 (:mod:`malak_pipe.mcu.ops.block3`), then mk_block."""
+    from malak_pipe.mcu.ops.block3 import fast_block_step  # block3 shares this module's add and in-place rules
+
+    fast = fast_block_step(graph, block, options)
+    return [fast, ring_block_step(graph, block, options)] if fast else [ring_block_step(graph, block, options)]
+
+
+def block_slowdown(graph: IntGraph, block: Block, step: Step, options: CodegenOptions) -> str:
+    """Why ``step`` (one of :func:`block_forms`) runs ``block`` slower than its layers one by one ('' if not)."""
+    from malak_pipe.mcu.ops.block3 import BLOCK3
+
+    if step.spec is BLOCK3:
+        return (
+            ""
+            if step.ints["resident"]
+            else "its 1x1 weights do not fit one block of channels (laid out again every row)"
+        )
+    for layer in (block.expand, block.depthwise, block.project):
+        if layer is None:
+            continue
+        alone = unfused_steps(graph, layer, options)[0].kernel
+        if alone != STREAMED_KERNELS[layer.op]:
+            return f"'{layer.name}' runs on {alone} alone, on mk_{STREAMED_KERNELS[layer.op]}'s rows streamed"
+    return ""
+
+
+def ring_block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
     """The mk_block step running ``block``'s layers (see the module docstring)."""
     dws = _alone(graph, block.depthwise, options)
     proj = _alone(graph, block.project, options)
@@ -109,7 +137,7 @@ def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
     ring4 = int(ints["mult"] == 1 and ints["mid_c"] % 4 == 0)
     ints.update({"mid_zp": dws.ints["in_zp"], "d_out_zp": dws.ints["out_zp"], **_stage_ints("d", dws)})
     ints.update({"ring4": ring4, "p_out_zp": proj.ints["out_zp"], **_stage_ints("p", proj)})
-    ints.update(_add_part(graph, block, options))
+    ints.update(add_part(graph, block, options))
     consts.update({"dw": dws.consts["weights"], "dch": dws.consts["chan"], "pw": proj.consts["weights"]})
     consts["dbias"] = np.zeros(1, dtype=np.int32) if ring4 else dws.consts["bias"]
     consts["pch"] = proj.consts["chan"]
@@ -136,7 +164,7 @@ def block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> Step:
         scratch,
         expand_macs + dws.macs + proj.macs,
         reason,
-        writes_over_input=_over_input(graph, block),
+        writes_over_input=over_input(graph, block),
     )
 
 

@@ -292,10 +292,14 @@ def _pw_step(graph: IntGraph, layer: Layer, ints: dict) -> Step:
     return single_step(PW, graph, layer, ints, consts=consts, scratch_bytes=pw_scratch_bytes(cb, k2), reason=reason)
 
 
+def pw_block_words(cb: int, k2: int) -> int:
+    """The words of one block of cb channels' q15 weights and constants (mk_pw_block_words)."""
+    return cb // 2 * (k2 + 10) + cb % 2 * (k2 // 2 + 5)
+
+
 def pw_scratch_bytes(cb: int, k2: int) -> int:
     """mk_pw's scratch: a block of cb channels' weights and constants, then two pixels' q15 values."""
-    block_words = cb // 2 * (k2 + 10) + cb % 2 * (k2 // 2 + 5)
-    return block_words * 4 + 2 * k2 * 2
+    return pw_block_words(cb, k2) * 4 + 2 * k2 * 2
 
 
 FAMILY = OpFamily(

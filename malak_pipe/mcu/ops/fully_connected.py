@@ -110,6 +110,9 @@ def fully_connected_macs(graph: IntGraph, layer: Layer) -> int:
 # ---------------------------------------------------------------- kernel step
 
 
+FC6_MIN_MACS = 4096  # below, mk_fc's rows of four: less code where the instructions hardly count
+
+
 def fc6_rows(out_c: int) -> int:
     """Rows mk_fc6 runs in blocks of six (the rest in blocks of four, then plain): mk_fc6_rows in C."""
     n6 = out_c // 6 * 6
@@ -122,10 +125,11 @@ def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     k4 = k4_of(weights.shape[1])
     rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
-    n6 = fc6_rows(weights.shape[0])
+    n6 = fc6_rows(weights.shape[0]) if weights.size >= FC6_MIN_MACS else 0
     layout = [interleave_rows(rc.rows[:n6], 6), interleave_rows(rc.rows[n6:], 4)]
     consts = {"weights": np.concatenate(layout), "chan": rc.chan}
     reason = f"input widened to q15 once ({k4} values), {6 if n6 else 4} interleaved rows per pass"
+    reason += "" if n6 or weights.size >= FC6_MIN_MACS else f" ({weights.size} < {FC6_MIN_MACS} MACs: the smaller code)"
     spec = FC6 if n6 else FC
     return single_step(spec, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
 

@@ -79,9 +79,12 @@ def user_graph(tmp_path_factory):
     return lower_onnx(export_qdq(_user_module(), x, tmp_path_factory.mktemp("fusion") / "user.onnx"))
 
 
+SLOW_TOO = CodegenOptions(fuse_slow_blocks=True)  # every block that pays in RAM, at any speed
+
+
 def test_blocks_are_found_in_a_user_module_and_refused_where_they_must_be(user_graph):
     graph = user_graph
-    decisions = block_decisions(graph, CodegenOptions())
+    decisions = block_decisions(graph, SLOW_TOO)
     ops = {layer.name: layer.op for layer in graph.layers}
     found = [[ops[name] for name in d.layers] if d.block else None for d in decisions]
     assert found == [
@@ -101,12 +104,17 @@ def test_blocks_are_found_in_a_user_module_and_refused_where_they_must_be(user_g
     assert "not fused" in reasons[6] and "read by 2 layers" in reasons[6]
     assert decisions[2].block.depthwise.attrs["stride"] == [2, 2]
 
-    steps = plan_steps(graph)
+    steps = plan_steps(graph, SLOW_TOO)
     refused_expand = next(layer for layer in graph.layers if layer.output == decisions[5].block.input)
     assert [step.layers for step in steps if refused_expand.name in step.layers] == [[refused_expand.name]]
-    assert sum(step.kernel == "block" for step in steps) == 6
+    assert [step.kernel for step in steps if len(step.layers) > 1 and step.kernel != "conv"].count("block") == 4
+    assert sum(step.kernel == "block3" for step in steps) == 2  # the first two: mk_pw / mk_dwconv3 shapes
+    fast = block_decisions(graph, CodegenOptions())  # the default: only blocks as fast streamed
+    assert [d.block is not None for d in fast] == [True, True, False, False, False, False, False]
+    assert all("slower streamed on block" in d.reason for d in fast[2:6])
+    assert [d.step.kernel for d in fast[:2]] == ["block3", "block3"]
     off = plan_steps(graph, CodegenOptions(fuse_blocks=False))
-    assert not any(step.kernel == "block" for step in off)
+    assert not any(step.kernel in ("block", "block3") for step in off)
     assert all(
         not d.block and "fuse_blocks is off" in d.reason
         for d in block_decisions(graph, CodegenOptions(fuse_blocks=False))
@@ -118,7 +126,8 @@ def test_fused_c_is_bit_exact_and_needs_less_ram(user_graph, tmp_path):
 
     graph = user_graph
     images = np.random.default_rng(1).integers(-128, 128, size=(16, *graph.input_tensor.shape)).astype(np.int8)
-    assert host_bit_exact(graph, images, tmp_path / "fused") == 1.0
+    assert host_bit_exact(graph, images, tmp_path / "fused", SLOW_TOO) == 1.0
+    assert host_bit_exact(graph, images, tmp_path / "fast") == 1.0  # the default: the fast blocks only
     plan = json.loads((tmp_path / "fused" / "src" / "plan.json").read_text())
     unfused = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_blocks=False))
     assert plan["arena"]["lower_bound_bytes"] < unfused.arena.lower_bound
@@ -140,12 +149,17 @@ def test_zoo_blocks_stream_and_the_arena_bound_drops(zoo_models, tmp_path, model
     fused = generate(graph, tmp_path / "fused")
     unfused = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_blocks=False))
     if model == "mobilenet_v2":
-        assert len(decisions) == 17 and all(d.block is not None for d in decisions)
-        for d in decisions:  # the residual add joins exactly the blocks whose output has the input's shape
+        every = block_decisions(graph, SLOW_TOO)
+        assert len(every) == 17 and all(d.block is not None for d in every)
+        for d in every:  # the residual add joins exactly the blocks whose output has the input's shape
             same = graph.tensors[d.block.input].shape == graph.tensors[d.block.project.output].shape
             assert (d.block.add is not None) == same
-        assert fused.arena.lower_bound * 3 < unfused.arena.lower_bound
-        assert fused.param_bytes < unfused.param_bytes  # no plain depthwise biases on the 4-channel path
+        streamed = [d for d in decisions if d.block is not None]  # the default: blocks as fast streamed
+        assert len(streamed) >= 4 and all(d.step.kernel == "block3" and d.step.ints["resident"] for d in streamed)
+        assert all("slower streamed" in d.reason for d in decisions if d.block is None)
+        least = generate(graph, tmp_path / "least", SLOW_TOO)
+        assert least.arena.lower_bound * 3 < unfused.arena.lower_bound
+        assert fused.arena.lower_bound * 2 < unfused.arena.lower_bound
     else:  # depthwise -> SiLU table -> squeeze-and-excitation -> project: the gate needs the whole map
         assert decisions and all(d.block is None and "is a lut, not a 1x1 convolution" in d.reason for d in decisions)
         assert fused.arena.lower_bound == unfused.arena.lower_bound
@@ -171,13 +185,13 @@ def test_a_residual_block_writes_over_its_input_only_when_nothing_reads_it_later
 
     for seed in range(3):
         graph = _residual_block_after_a_table(seed)
-        assert shared_outputs(graph, plan_steps(graph)) == {"y": "x"}
+        assert shared_outputs(graph, plan_steps(graph, SLOW_TOO)) == {"y": "x"}
         images = np.random.default_rng(seed).integers(-128, 128, size=(4, *graph.input_tensor.shape)).astype(np.int8)
-        assert host_bit_exact(graph, images, tmp_path / f"case{seed}") == 1.0
+        assert host_bit_exact(graph, images, tmp_path / f"case{seed}", SLOW_TOO) == 1.0
         plan = json.loads((tmp_path / f"case{seed}" / "src" / "plan.json").read_text())
         assert plan["arena"]["aliases"] == {"y": "x"}
         offsets = {b["name"]: b["offset"] for b in plan["arena"]["buffers"]}
         assert plan["output"]["offset"] == offsets["x"]
         graph.layers.append(Layer("later", "lut", ["x"], "z", {}, {"table": graph.layers[0].arrays["table"]}))
         graph.tensors["z"] = QTensor("z", graph.tensors["x"].shape, 1.0, 0)
-        assert shared_outputs(graph, plan_steps(graph)) == {}
+        assert shared_outputs(graph, plan_steps(graph, SLOW_TOO)) == {}

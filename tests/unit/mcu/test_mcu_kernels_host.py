@@ -76,3 +76,21 @@ def test_the_im2col_and_ring_steps_stay_available_and_bit_exact(host_harness):
             kernels.add(step.kernel)
     assert kernels == {"conv", "dwconv"}
     assert not mismatches(run_steps(host_harness, cases), expected, cases)
+
+
+def test_fast_block_is_bit_exact_whether_its_weights_stay_laid_out_or_not(host_harness, monkeypatch):
+    """mk_block3 keeps both 1x1 layers' q15 weights laid out for the whole block when each fits one
+    block of channels, else lays them out again every row: both give the golden bytes, with and
+    without an expand, a residual add, stride 2 and rows of any count."""
+    from malak_pipe.mcu.ops import conv
+
+    kept, _ = random_kernel_cases("block3", 40, seed=21)
+    assert {step.ints["resident"] for step, _, _ in kept} == {1}
+    assert {step.ints["expand"] for step, _, _ in kept} == {0, 1}
+    assert {step.ints["residual"] for step, _, _ in kept} == {0, 1}
+    assert {step.ints["sh"] for step, _, _ in kept} == {1, 2}
+    monkeypatch.setattr(conv, "PW_WEIGHT_SCRATCH", 256)  # blocks of a few channels: laid out per row
+    cases, expected = random_kernel_cases("block3", 24, seed=22)
+    assert 0 in {step.ints["resident"] for step, _, _ in cases}
+    assert any(step.ints["p_cb"] < step.ints["out_c"] for step, _, _ in cases)
+    assert not mismatches(run_steps(host_harness, cases), expected, cases)
