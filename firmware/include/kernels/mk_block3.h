@@ -13,10 +13,10 @@
  * resident = 1 (both pointwise layers' weights in one block of channels each: e_cb, p_cb all of
  * them): the two blocks are laid out once, before the first row, and stay in scratch (the
  * expand's, the projection's, then one pixel pair's q15 column); otherwise each row's mk_pw
- * lays its blocks out again. scratch: that region (pws bytes), the ring
- * (mid_c x kh x wq halfwords), the expanded row (in_w x mid_c, with an expand), the depthwise
- * row (out_w x mid_c) and, with a residual, the projected row (out_w x out_c); each rounded up
- * to 8 bytes.
+ * lays its blocks out again. scratch: that region (pws bytes), the ring (mid_c x kh x wq
+ * halfwords), the expanded row (in_w x mid_c, with an expand), the depthwise row (out_w x mid_c) and, with a residual, the
+ * projected row (out_w x out_c) and the add's two operand tables (2 x 256 words, built once:
+ * mk_add_table); each rounded up to 8 bytes.
  *
  * out may be in itself under mk_block's condition (a residual add of the input at stride 1):
  * output row oy is written after the ring took input rows up to oy + kh - 1 - pt >= oy.
@@ -63,6 +63,12 @@ MK_INLINE void mk_block3(const int8_t *in, const int8_t *res, int8_t *out, int8_
         }
         mk_pw_block_weights(pwscratch + (pblock - eblock), pw, pch, out_c, p_k2, p_fast);
     }
+    int32_t *ta = (int32_t *)(void *)(prow + MK_ROUND8(n)); /* the add's operand tables (mk_add_table) */
+    const int add_fast = mk_add_fast(shift_a, shift_b, shift_out, left_shift);
+    if (residual) {
+        mk_add_table(ta, zp_a, mult_a, shift_a, left_shift, add_fast);
+        mk_add_table(ta + 256, zp_b, mult_b, shift_b, left_shift, add_fast);
+    }
     int loaded = -1 - pt; /* the last input row widened into the ring */
     for (int oy = 0; oy < out_h; oy++) {
         const int iy0 = oy * sh - pt;
@@ -101,8 +107,8 @@ MK_INLINE void mk_block3(const int8_t *in, const int8_t *res, int8_t *out, int8_
         }
         if (residual) {
             const int8_t *r = res + oy * n;
-            mk_block_add_row(res_first ? r : prow, res_first ? prow : r, dst, n, zp_a, zp_b, add_zp, mult_a, shift_a,
-                             mult_b, shift_b, mult_out, shift_out, left_shift, sub, add_min, add_max);
+            mk_add_rows_t(res_first ? r : prow, res_first ? prow : r, dst, n, ta, ta + 256, add_zp, mult_out,
+                          shift_out, add_fast, sub, add_min, add_max);
         }
     }
 }

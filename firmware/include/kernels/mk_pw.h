@@ -125,6 +125,32 @@ MK_INLINE void mk_pw_dot_1x2(const int32_t *x, const int32_t *w, int k2, int32_t
     s[1] = s1;
 }
 
+/* Two rows of k2 values (k2 even) as mk_pw_widen(dst, row0, k2, 4, 0) and (dst + 2, row1, k2, 4, -1)
+ * write them, in one pass: each group of four values of both rows is four consecutive words. */
+MK_INLINE void mk_pw_widen_pair(int32_t *restrict dst, const int8_t *restrict w0, int k2, int fast)
+{
+    const int8_t *w1 = w0 + k2;
+    int j = 0;
+    for (; j + 4 <= k2; j += 4, dst += 4) {
+        const int32_t v0 = mk_ld32(w0 + j), v1 = mk_ld32(w1 + j);
+        int32_t e0 = mk_sxtb16(v0), o0 = mk_sxtb16_ror8(v0), e1 = mk_sxtb16(v1), o1 = mk_sxtb16_ror8(v1);
+        if (fast) {
+            e0 = mk_sadd16(e0, e0);
+            o0 = mk_sadd16(o0, o0);
+            e1 = mk_sadd16(e1, e1);
+            o1 = mk_sadd16(o1, o1);
+        }
+        dst[0] = e0;
+        dst[1] = o0;
+        dst[2] = e1;
+        dst[3] = o1;
+    }
+    if (j < k2) { /* a last pair of values per row: (v0, v1) at dst[0] for row 0, dst[1] for row 1 */
+        mk_pw_widen(dst, w0 + j, 2, 4, 0, fast);
+        mk_pw_widen(dst + 1, w1 + j, 2, 4, 0, fast);
+    }
+}
+
 /* One block of mk_pw's scratch: per channel pair (b0, b0, b1, b1), the two channels' q15 weights
  * interleaved by blocks of two pairs, then (mult, off, shift) of both: k2 + 10 words; an odd last
  * channel (b, b), its plain q15 pairs, (mult, off, shift): k2 / 2 + 5 words. Biases doubled and
@@ -140,11 +166,12 @@ MK_SHARED void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict
             dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i] = ch[c + i].mult;
             dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i + 1] = ch[c + i].off;
             dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i + 2] = ch[c + i].shift;
-            if (pair) {
-                mk_pw_widen(dst + 4 + 2 * i, w + (c + i) * k2, k2, 4, -i, fast);
-            } else {
+            if (!pair) {
                 mk_pw_widen(dst + 2, w + c * k2, k2, 2, 0, fast);
             }
+        }
+        if (pair) {
+            mk_pw_widen_pair(dst + 4, w + c * k2, k2, fast);
         }
     }
 }

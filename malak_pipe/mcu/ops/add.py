@@ -29,11 +29,13 @@ if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
 ADD_LEFT_SHIFT = 20
+ADD_TABLE_MIN = 512  # outputs from which mk_add tabulates each operand's scaled values first (512 entries)
+ADD_TABLE_BYTES = 2 * 256 * 4  # the two tables: 256 words per operand
 
 ADD = KernelSpec(
     "add",
     "mk_add",
-    ("in", "in2", "out"),
+    ("in", "in2", "out", "scratch"),
     (),
     (
         *binary.STRIDE_INTS,
@@ -50,6 +52,7 @@ ADD = KernelSpec(
         "sub",
         "act_min",
         "act_max",
+        "tables",
     ),
 )
 
@@ -113,9 +116,14 @@ def add_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         }
     )
     same = layer.attrs["a_shape"] == layer.attrs["b_shape"] == layer.attrs["shape"]
+    ints["tables"] = int(same and out.size >= ADD_TABLE_MIN)
     what = "sub" if ints["sub"] else "add"
     reason = f"same-shape elementwise {what}, each input rescaled" if same else f"{what} broadcasting by strides"
-    return single_step(ADD, graph, layer, ints, reason=reason)
+    if ints["tables"]:
+        reason = f"same-shape elementwise {what}, {out.size} >= {ADD_TABLE_MIN} outputs: the inputs' scaled values"
+        reason += " tabulated first"
+    scratch = ADD_TABLE_BYTES if ints["tables"] else 0
+    return single_step(ADD, graph, layer, ints, reason=reason, scratch_bytes=scratch)
 
 
 FAMILY = OpFamily(

@@ -29,7 +29,7 @@ SHAPE_INTS = ("in_h", "in_w", "in_c", "mid_c", "dw_c", "out_h", "out_w", "out_c"
 EXPAND_INTS = ("expand", "e_in_zp", "e_act_min", "e_act_max", "e_fast", "e_lsh")
 DEPTHWISE_INTS = ("mid_zp", "d_out_zp", "d_act_min", "d_act_max", "d_fast", "d_lsh", "ring4")
 PROJECT_INTS = ("p_out_zp", "p_act_min", "p_act_max", "p_fast", "p_lsh")
-ADD_ARGS = tuple(name for name in ADD.ints if name not in STRIDE_INTS)  # mk_add's, after its strides
+ADD_ARGS = tuple(name for name in ADD.ints if name not in (*STRIDE_INTS, "tables"))  # mk_add's, after its strides
 ADD_INTS = ("residual", "res_first", *(f"add_{name}" for name in ADD_ARGS))
 BLOCK = KernelSpec(
     "block",

@@ -23,6 +23,7 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import Block, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
 from malak_pipe.mcu.kernels import KernelSpec, Step
+from malak_pipe.mcu.ops.add import ADD_TABLE_BYTES
 from malak_pipe.mcu.ops.block import ADD_INTS, add_part, over_input
 from malak_pipe.mcu.ops.conv import pw_block_words, pw_scratch_bytes
 from malak_pipe.mcu.ops.depthwise import dw3_ring_width
@@ -129,7 +130,8 @@ def fast_block_step(graph: IntGraph, block: Block, options: CodegenOptions) -> S
     consts.update({"dw": dws.consts["weights"], "dch": dws.consts["chan"]})
     consts.update({"pw": proj.consts["weights"], "pch": proj.consts["chan"]})
     ring = mid_c * window["kh"] * wq * 2
-    rows = (_round8(in_w * mid_c) if expand else 0) + _round8(out_w * mid_c) + (out_w * out_c if block.add else 0)
+    rows = (_round8(in_w * mid_c) if expand else 0) + _round8(out_w * mid_c)
+    rows += _round8(out_w * out_c) + ADD_TABLE_BYTES if block.add else 0
     scratch = _round8(pws) + ring + rows
     layers = block.layers
     mid = graph.tensors[block.depthwise.inputs[0]]

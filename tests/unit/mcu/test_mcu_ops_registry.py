@@ -15,7 +15,7 @@ from malak_pipe.mcu.kernels import plan_steps
 from malak_pipe.mcu.ops import FAMILIES, REGISTRY
 from malak_pipe.mcu.ops.lut import TABLE_OP
 from malak_pipe.mcu.ops.registry import OnnxOp, OpFamily, OpRegistry
-from tests.helpers.mcu_kernel_cases import RANDOM_OPS, random_layer_graph
+from tests.helpers.mcu_kernel_cases import CASE_OPTIONS, RANDOM_OPS, random_layer_graph
 
 ROOT = Path(__file__).resolve().parents[3]
 INCLUDE = ROOT / "firmware" / "include"
@@ -42,7 +42,7 @@ def test_every_operator_has_a_golden_reference_and_a_registered_kernel_on_random
                 assert out.dtype == np.int8 and out.shape == (2, *graph.tensors[layer.output].shape)
                 values[layer.output] = out
                 seen_ops.add(layer.op)
-            for step in plan_steps(graph):
+            for step in plan_steps(graph, CASE_OPTIONS):  # slow blocks too: every kernel
                 assert REGISTRY.kernels[step.kernel] is step.spec
                 assert step.reason, f"{step.kernel} step without a reason"
                 step.int_args()  # every int argument of the C signature is filled in
