@@ -10,8 +10,8 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h, mk_conv1.h and mk_pw.h):
 
 * a one-channel input with at most ``MAX_CONV1_TAPS`` taps (a first layer) runs ``mk_conv1``:
   q15 weights, the columns of one output row streamed through scratch;
-* a 1x1 convolution (stride 1, no padding, one group, no fused pool) of at least
-  ``PW_MIN_PIXELS`` pixels runs ``mk_pw``: no im2col,
+* a 1x1 convolution (stride 1, no padding, one group, no fused pool) where ``pw_pays`` (enough
+  pixels for its input width) runs ``mk_pw``: no im2col,
   the weights of a block of ``pw_block`` channels widened to q15 once in scratch (doubled with the
   fast requantization), pixel pairs widened, 2 channels x 2 pixels blocks of LDRD and SMLAD only;
   odd input channel counts padded to even only (not to a multiple of 4);
@@ -58,7 +58,14 @@ if TYPE_CHECKING:
 
 MAX_CONV1_TAPS = 64
 PW_WEIGHT_SCRATCH = 16384  # bytes of q15 weights mk_pw widens at once (a block of output channels)
-PW_MIN_PIXELS = 32  # below, widening every weight for so few pixels costs more than mk_conv's SXTB16
+PW_MIN_PIXELS = 16  # below, widening every weight for so few pixels costs more than mk_conv3px's SXTB16
+
+
+def pw_pays(pixels: int, k2: int) -> bool:
+    """Whether mk_pw beats mk_conv3px on a 1x1 layer: its faster inner loop must pay for widening
+    every weight once and, for wide inputs (small blocks of channels), every pixel once per block.
+    Measured on MobileNetV2's 1x1 layers (16 and 64 pixels: k2 120 and 288 win, 240 and 432 lose)."""
+    return pixels >= PW_MIN_PIXELS and k2 <= 4 * pixels + 64
 
 _TAIL = ("in_zp", "out_zp", "act_min", "act_max", "pool", "fast", "lsh")
 CONV = KernelSpec(
@@ -266,7 +273,7 @@ def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
 
 def _pointwise(layer: Layer, ints: dict) -> bool:
     window = (ints["kh"], ints["kw"], ints["sh"], ints["sw"])
-    if ints["out_h"] * ints["out_w"] < PW_MIN_PIXELS:
+    if not pw_pays(ints["out_h"] * ints["out_w"], ints["in_c"] + ints["in_c"] % 2):
         return False
     return window == (1, 1, 1, 1) and not any(layer.attrs["pads"]) and layer.attrs.get("groups", 1) == 1
 
@@ -286,7 +293,7 @@ def _pw_step(graph: IntGraph, layer: Layer, ints: dict) -> Step:
     ints.update({"n": ints["out_h"] * ints["out_w"], "k2": k2, "cb": cb, "fast": int(rc.fast), "lsh": rc.lsh})
     consts = {"weights": rc.rows.reshape(-1), "chan": rc.chan}
     reason = (
-        f"1x1, {ints['in_c']} input channels, {ints['n']} >= {PW_MIN_PIXELS} pixels: no im2col, "
+        f"1x1, {ints['in_c']} input channels, {ints['n']} pixels (k2 <= 4 x pixels + 64): no im2col, "
         f"q15 weights of {cb} channels widened once, 2 channels x 2 pixels LDRD/SMLAD block"
     )
     return single_step(PW, graph, layer, ints, consts=consts, scratch_bytes=pw_scratch_bytes(cb, k2), reason=reason)
