@@ -1,7 +1,7 @@
 /*
- * mk_conv1.h - convolution of a one-channel input (a first layer): q15 weights, the columns of
- * one output row streamed through scratch, an optional fused 2x2/2 max-pool.
- * Python side: malak_pipe/mcu/ops/conv.py (chosen for in_c == 1 and at most MAX_CONV1_TAPS taps).
+ * mk_conv1.h - convolution of an input of few channels (a first layer: grey or RGB): q15 weights,
+ * the columns of one output row streamed through scratch, an optional fused 2x2/2 max-pool.
+ * Python side: malak_pipe/mcu/ops/conv.py (chosen for at most MAX_CONV1_TAPS taps, kh x kw x in_c).
  */
 #ifndef MK_CONV1_H
 #define MK_CONV1_H
@@ -10,29 +10,34 @@
 #include "mk_requant.h"
 
 
-/* The q15 columns of pixels (oy, ox0 .. ox0 + n - 1) of a one-channel input: k2 halfwords
- * each (k = kh * kw values in natural order, zero padded to even; outside pixels read in_zp). */
+/* The q15 columns of pixels (oy, ox0 .. ox0 + n - 1) of an input of in_c channels: k2 halfwords
+ * each (k = kh * kw * in_c values in (ky, kx, c) order, zero padded to even; outside pixels read
+ * in_zp). */
 MK_SHARED void mk_im2col_row1(int16_t *restrict col, const int8_t *restrict in, int oy, int ox0, int n, int in_h,
-                              int in_w, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k2)
+                              int in_w, int in_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int k2)
 {
+    const int span = kw * in_c;
     for (int i = 0; i < n; i++) {
         const int iy0 = oy * sh - pt, ix0 = (ox0 + i) * sw - pl;
         int16_t *dst = col + i * k2;
         for (int ky = 0; ky < kh; ky++) {
             const int iy = iy0 + ky;
-            const int base = iy * in_w + ix0;
+            const int8_t *src = in + (iy * in_w + ix0) * in_c;
             if (iy >= 0 && iy < in_h && ix0 >= 0 && ix0 + kw <= in_w) { /* the row inside: no checks */
-                for (int kx = 0; kx < kw; kx++) {
-                    *dst++ = in[base + kx];
+                for (int j = 0; j < span; j++) {
+                    *dst++ = src[j];
                 }
                 continue;
             }
             for (int kx = 0; kx < kw; kx++) {
                 const int ix = ix0 + kx;
-                *dst++ = (int16_t)((iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in[base + kx] : in_zp);
+                const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                for (int c = 0; c < in_c; c++) {
+                    *dst++ = (int16_t)(inside ? src[kx * in_c + c] : in_zp);
+                }
             }
         }
-        if ((kh * kw) & 1) {
+        if ((kh * kw * in_c) & 1) {
             *dst = 0;
         }
     }
@@ -45,6 +50,19 @@ MK_INLINE int32_t mk_dot_q15(const int32_t *x, const int32_t *w, int words, int3
         acc = mk_smlad(w[j], x[j], acc);
     }
     return acc;
+}
+
+/* the dot products of two neighbouring pixels' columns (x, x + words) with one channel's weights */
+MK_INLINE void mk_dot_q15_2(const int32_t *x, const int32_t *w, int words, int32_t acc, int32_t *out)
+{
+    int32_t a0 = acc, a1 = acc;
+    for (int j = 0; j < words; j++) {
+        const int32_t wj = w[j];
+        a0 = mk_smlad(wj, x[j], a0);
+        a1 = mk_smlad(wj, x[words + j], a1);
+    }
+    out[0] = a0;
+    out[1] = a1;
 }
 
 #if defined(MK_DSP)
@@ -104,26 +122,26 @@ MK_INLINE void mk_conv1_pool5_asm(int8_t *dst, const int32_t *row0, const int32_
 #endif
 
 /*
- * Convolution of a one-channel input (a first layer), weights (out_c, k2) int16 (q15, zero
- * padded to even k2), optionally with the 2x2 stride-2 max-pool fused. Rows are streamed: the
+ * Convolution of an input of in_c channels (a first layer), weights (out_c, k2) int16 (q15 in
+ * (ky, kx, c) order, zero padded to even k2), optionally with the 2x2 stride-2 max-pool fused. Rows are streamed: the
  * columns of the one (two with pool) convolution rows an output row needs are built in col,
  * then each channel's weights stay in registers while it sweeps the row.
  * col: (pool ? 2 * 2 * (out_w / 2) : out_w) x k2 halfwords.
  */
 MK_INLINE void mk_conv1(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
-                        const int16_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int out_h,
-                        int out_w, int out_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp,
+                        const int16_t *restrict w, const mk_chan_t *restrict ch, int in_h, int in_w, int in_c,
+                        int out_h, int out_w, int out_c, int kh, int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp,
                         int act_min, int act_max, int pool, int fast, int lsh)
 {
-    const int k2 = (kh * kw + 1) & ~1, words = k2 / 2;
+    const int k2 = (kh * kw * in_c + 1) & ~1, words = k2 / 2;
     const int32_t *w32 = (const int32_t *)w;
     if (pool) {
         const int ph = out_h / 2, pw = out_w / 2, n = 2 * pw;
         const int32_t *row0 = col, *row1 = col + n * words;
         for (int py = 0; py < ph; py++) {
-            mk_im2col_row1((int16_t *)col, in, 2 * py, 0, n, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp, k2);
-            mk_im2col_row1((int16_t *)col + n * k2, in, 2 * py + 1, 0, n, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp,
-                           k2);
+            mk_im2col_row1((int16_t *)col, in, 2 * py, 0, n, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k2);
+            mk_im2col_row1((int16_t *)col + n * k2, in, 2 * py + 1, 0, n, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl,
+                           in_zp, k2);
             int8_t *dst = out + py * pw * out_c;
 #if defined(MK_DSP)
             if (__builtin_constant_p(out_c) && __builtin_constant_p(pw) && __builtin_constant_p(act_min) &&
@@ -151,11 +169,19 @@ MK_INLINE void mk_conv1(const int8_t *restrict in, int8_t *restrict out, int32_t
         return;
     }
     for (int oy = 0; oy < out_h; oy++) {
-        mk_im2col_row1((int16_t *)col, in, oy, 0, out_w, in_h, in_w, kh, kw, sh, sw, pt, pl, in_zp, k2);
+        mk_im2col_row1((int16_t *)col, in, oy, 0, out_w, in_h, in_w, in_c, kh, kw, sh, sw, pt, pl, in_zp, k2);
         int8_t *dst = out + oy * out_w * out_c;
         for (int c = 0; c < out_c; c++) {
             const int32_t *wc = w32 + c * words;
-            for (int ox = 0; ox < out_w; ox++) {
+            int ox = 0;
+            for (; ox + 2 <= out_w; ox += 2) { /* two pixels per weight load */
+                int32_t a[2];
+                mk_dot_q15_2(col + ox * words, wc, words, ch[c].bias, a);
+                dst[ox * out_c + c] = (int8_t)mk_clamp(mk_requant(a[0], &ch[c], fast, lsh, out_zp), act_min, act_max);
+                dst[(ox + 1) * out_c + c] =
+                    (int8_t)mk_clamp(mk_requant(a[1], &ch[c], fast, lsh, out_zp), act_min, act_max);
+            }
+            for (; ox < out_w; ox++) {
                 const int32_t a = mk_dot_q15(col + ox * words, wc, words, ch[c].bias);
                 dst[ox * out_c + c] = (int8_t)mk_clamp(mk_requant(a, &ch[c], fast, lsh, out_zp), act_min, act_max);
             }

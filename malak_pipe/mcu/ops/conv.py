@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
 MAX_CONV1_TAPS = 64
+MAX_CONV1_CHANNELS = 4  # grey or RGB(A) inputs: mk_conv1's columns, not an im2col of channel groups
 PW_WEIGHT_SCRATCH = 16384  # bytes of q15 weights mk_pw widens at once (a block of output channels)
 PW_MIN_PIXELS = 16  # below, widening every weight for so few pixels costs more than mk_conv3px's SXTB16
 
@@ -94,7 +95,7 @@ CONV1 = KernelSpec(
     "mk_conv1",
     ("in", "out", "scratch"),
     (("weights", "int16_t"), ("chan", "mk_chan_t")),
-    ("in_h", "in_w", "out_h", "out_w", "out_c", *WINDOW_INTS, *_TAIL),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *WINDOW_INTS, *_TAIL),
 )
 
 
@@ -247,7 +248,9 @@ def im2col_conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> 
 
 
 def _conv1(plan: _ConvPlan) -> bool:
-    return plan.ints["in_c"] == 1 and plan.k <= MAX_CONV1_TAPS
+    ints = plan.ints
+    few = ints["in_c"] == 1 or (ints["in_c"] <= MAX_CONV1_CHANNELS and ints["kh"] * ints["kw"] > 1)  # not a 1x1
+    return few and ints["groups"] == 1 and plan.k <= MAX_CONV1_TAPS
 
 
 def _pair_weights(plan: _ConvPlan) -> dict:
@@ -263,7 +266,8 @@ def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
         q15[:, :k] = weights.reshape(weights.shape[0], k)
         pixels = 2 * 2 * (ints["out_w"] // 2) if ints["pool"] else ints["out_w"]
-        why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
+        what = "one input channel" if ints["in_c"] == 1 else f"{ints['in_c']} input channels"
+        why = f"{what}, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
         return plan.step(CONV1, layer, {"weights": q15.reshape(-1), "chan": plan.rc.chan}, pixels * k2 * 2, why)
     scratch = (4 if plan.pool is not None else 2) * plan.k4 * 2
     why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"

@@ -26,6 +26,7 @@ def test_random_cases_cover_both_requantization_paths_and_fusion():
     fast = {step.ints["fast"] for step, _, _ in convs}
     assert fast == {0, 1}
     assert {step.ints["groups"] > 1 for step, _, _ in convs if step.kernel == "conv"} == {False, True}
+    assert {step.ints["in_c"] for step, _, _ in convs if step.kernel == "conv1"} >= {1, 3}  # grey and RGB first layers
     pooled, _ = random_kernel_cases("conv_pool", CASES_PER_OP, seed=RANDOM_OPS.index("conv_pool"))
     assert {step.ints["pool"] for step, _, _ in pooled} == {0, 1}
     assert {step.ints["groups"] > 1 for step, _, _ in pooled if step.ints["pool"]} == {False, True}
