@@ -5,7 +5,7 @@
 
 Each model is one ``malak-run`` of an experiment of conf/experiment/ with overrides only:
 SimpleCNN on Fashion-MNIST (``firmware_fmnist``: ONNX Runtime's static PTQ, all 10,000 test
-images), MobileNetV2, ResNet-18 and EfficientNet-B0 at 32x32x3 at a width that fits the
+images), MobileNetV2, ResNet-18, ResNet-50 and EfficientNet-B0 at 32x32x3 at a width that fits the
 STM32H743 (``firmware_zoo``: ONNX Runtime's static PTQ and the QAT model's own QDQ graph, each
 on the target). Every figure (instructions per inference, per MAC and per layer, RAM,
 flash, bit-exactness, on-target top-1, the golden reference's agreement with ONNX Runtime) is
@@ -44,6 +44,7 @@ BENCHES = {
     "simple_cnn": Bench("simple_cnn_fashion_mnist", ("+experiment=firmware_fmnist",), ("ort_static",)),
     "mobilenet_v2": Bench("mobilenet_v2_w0.75_32x32x3", (*ZOO, "model=mobilenet_v2", "model.width_mult=0.75")),
     "resnet18": Bench("resnet18_w0.375_32x32x3", (*ZOO, "model=resnet18", "model.width_mult=0.375")),
+    "resnet50": Bench("resnet50_w0.25_32x32x3", (*ZOO, "model=resnet50", "model.width_mult=0.25")),
     "efficientnet_b0": Bench("efficientnet_b0_w0.5_32x32x3", (*ZOO, "model=efficientnet_b0", "model.width_mult=0.5")),
 }
 

@@ -2,7 +2,7 @@
  * mk_arch.h - the SIMD primitives the kernels are written with.
  *
  * On a core with the DSP extension (Cortex-M4/M7/M33: __ARM_FEATURE_DSP) each helper is one
- * instruction (SMLAD, SXTB16, SXTB16 ROR #8, SMMULR, SSAT, SSUB8+SEL...). Elsewhere (the host
+ * instruction (SMLAD, SXTB16, SXTB16 ROR #8, SMMULR, SMMLA, SSAT, SSUB8+SEL...). Elsewhere (the host
  * test harness, or -DMK_PORTABLE) the same helpers are plain C with identical results, so the
  * very same kernel code is tested bit for bit on the host.
  */
@@ -44,6 +44,13 @@ MK_INLINE int32_t mk_smmulr(int32_t a, int32_t b)
 {
     int32_t r;
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+/* (acc * 2^32 + a*b) >> 32, the high word of the 64-bit sum (floor) */
+MK_INLINE int32_t mk_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
 MK_INLINE int32_t mk_ssat8(int32_t x) { return __ssat(x, 8); }
@@ -100,6 +107,11 @@ MK_INLINE int32_t mk_sxtb16_ror8(int32_t x)
 MK_INLINE int32_t mk_smmulr(int32_t a, int32_t b)
 {
     return (int32_t)(((int64_t)a * (int64_t)b + 0x80000000LL) >> 32);
+}
+MK_INLINE int32_t mk_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    const uint64_t sum = ((uint64_t)(uint32_t)acc << 32) + (uint64_t)((int64_t)a * (int64_t)b);
+    return (int32_t)(uint32_t)(sum >> 32);
 }
 MK_INLINE int32_t mk_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 MK_INLINE int32_t mk_smlabb(int32_t a, int32_t b, int32_t acc)

@@ -1,13 +1,16 @@
 /*
- * mk_requant.h - fixed-point requantization, bit-exact with TFLite Micro / CMSIS-NN and with
- * malak_pipe/mcu/fixedpoint.py (the golden reference).
+ * mk_requant.h - fixed-point requantization, bit-exact with malak_pipe/mcu/fixedpoint.py (the
+ * golden reference).
  *
- *   exact:  MultiplyByQuantizedMultiplier(acc, mult, shift) + zero_point
- *           = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << left, mult), right)
- *   fast:   the same value in 5 instructions when the code generator proved that
- *           |acc << (left + 1)| < 2^31 and 1 <= right <= 22:
- *           SRDHM(a, m) == SMMULR(2a, m), and RDBPOT(x, r) + zp == (x + (x < 0 ? -1 : 0) + off) >> r
- *           with off = 2^(r-1) + (zp << r).
+ *   exact:  round(acc * mult * 2^(shift - 31)) + zero_point, the exact 64-bit product rounded
+ *           once (a tie upward), as ONNX Runtime rounds its float product once
+ *   fast:   the same value in 2 instructions when the code generator proved that
+ *           |acc << (left + 1)| < 2^31 and 1 <= right <= 22 (right = -shift): with a = 2 acc,
+ *           SMMLA(a, mult, off) >> right == floor((a mult + off 2^32) / 2^(32 + right))
+ *           == floor(acc mult / 2^(31 + right) + 1/2) + zp for off = 2^(right-1) + (zp << right)
+ *           (|a mult / 2^32| < 2^30 and off < 2^30: the sum stays in int32).
+ *   TFLite: MultiplyByQuantizedMultiplier (SaturatingRoundingDoublingHighMul, then
+ *           RoundingDivideByPOT: two roundings), for the add (mk_add.h).
  */
 #ifndef MK_REQUANT_H
 #define MK_REQUANT_H
@@ -15,8 +18,8 @@
 #include "mk_arch.h"
 
 /* Per output channel constants, one 16-byte record (loaded with one LDM). In the fast form
- * off and shift are as above; in the exact form off is unused and shift is TFLite's shift
- * (positive = left). bias already includes -input_zero_point * sum(weights) where the kernel
+ * off and shift (= right) are as above; in the exact form off is unused and shift is
+ * QuantizeMultiplier's shift (positive = left). bias already includes -input_zero_point * sum(weights) where the kernel
  * folds the input zero point. */
 typedef struct {
     int32_t bias;
@@ -43,6 +46,16 @@ MK_INLINE int32_t mk_rdbpot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* round(x * mult * 2^(shift - 31)) + zp, rounded once (a tie upward); a value beyond 2^30 is
+ * saturated there, which the int8 clamp after it cannot tell from the exact value */
+MK_INLINE int32_t mk_round_requant(int32_t x, int32_t mult, int32_t shift, int zp)
+{
+    const int total = 31 - shift;
+    int64_t v = ((int64_t)x * mult + (1LL << (total - 1))) >> total;
+    v = v > (1LL << 30) ? (1LL << 30) : (v < -(1LL << 30) ? -(1LL << 30) : v);
+    return (int32_t)v + zp;
+}
+
 /* TFLite MultiplyByQuantizedMultiplier; the left shift wraps like the golden reference */
 MK_INLINE int32_t mk_mbqm(int32_t x, int32_t mult, int32_t shift)
 {
@@ -55,11 +68,9 @@ MK_INLINE int32_t mk_mbqm(int32_t x, int32_t mult, int32_t shift)
 MK_INLINE int32_t mk_requant(int32_t acc, const mk_chan_t *c, int fast, int lsh, int out_zp)
 {
     if (fast) {
-        int32_t x = mk_smmulr((int32_t)((uint32_t)acc << lsh), c->mult);
-        x += x >> 31;
-        return (x + c->off) >> c->shift;
+        return mk_smmla((int32_t)((uint32_t)acc << lsh), c->mult, c->off) >> c->shift;
     }
-    return mk_mbqm(acc, c->mult, c->shift) + out_zp;
+    return mk_round_requant(acc, c->mult, c->shift, out_zp);
 }
 
 /* For the assembly loops of the kernels: clamp the four int8 lanes of register r to [lo, hi]
@@ -86,9 +97,7 @@ MK_INLINE int8_t mk_requant2_clamp(int32_t acc, const mk_chan_t *c, int fast, in
 {
     int32_t v;
     if (fast) {
-        v = mk_smmulr(acc, c->mult);
-        v += v >> 31;
-        v = (v + c->off) >> c->shift;
+        v = mk_smmla(acc, c->mult, c->off) >> c->shift;
     } else {
         v = mk_requant(acc, c, 0, 0, out_zp);
     }

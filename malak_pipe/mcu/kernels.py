@@ -10,7 +10,7 @@ kernel variant from the layer's shape, recording why in :attr:`Step.reason`. A b
 in layers after its own (a conv takes the max-pool it fuses); :func:`plan_steps` then skips
 them. A builder may also return several steps that write one output in parts (a concatenation:
 one step per input). Shared here: the per-channel constants every requantizing kernel reads, with the choice
-of the fast requantization (SMMULR) where the accumulator bound proves it exact (see
+of the fast requantization (SMMLA) where the accumulator bound proves it exact (see
 mk_requant.h), the weight layouts of the register blocks and the zero-point folding.
 """
 

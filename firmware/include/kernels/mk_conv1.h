@@ -87,9 +87,7 @@ MK_INLINE void mk_dot_q15_2(const int32_t *x, const int32_t *w, int words, int32
                      "ldrd %[x0], %[x1], [%[chp], #4]\n\t"                                                             \
                      "ldr %[a], [%[chp], #12]\n\t"                                                                     \
                      "lsl %[m], %[m], #1\n\t"                                                                          \
-                     "smmulr %[m], %[m], %[x0]\n\t"                                                                    \
-                     "add %[m], %[m], %[m], asr #31\n\t"                                                               \
-                     "add %[m], %[m], %[x1]\n\t"                                                                       \
+                     "smmla %[m], %[m], %[x0], %[x1]\n\t"                                                              \
                      "asr %[m], %[m], %[a]\n\t"                                                                        \
                      "ssat %[m], #8, %[m]\n\t"                                                                         \
                      ".if %c[lo] > -128\n\tcmp %[m], #%c[lo]\n\tit lt\n\tmovlt %[m], #%c[lo]\n\t.endif\n\t"       \

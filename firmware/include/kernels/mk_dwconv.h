@@ -240,9 +240,7 @@ MK_INLINE void mk_dw3_pair(const int16_t *r, int wq, const int32_t *t, int kh, i
     "smlabb %[a3], %[v], %[x], %[a3]\n\t"
 /* fast requantization of a doubled accumulator and SSAT */
 #define MK_DW3_OUT(a)                                                                                                  \
-    "smmulr " a ", " a ", %[w]\n\t"                                                                                    \
-    "add " a ", " a ", " a ", asr #31\n\t"                                                                             \
-    "add " a ", " a ", %[v]\n\t"                                                                                       \
+    "smmla " a ", " a ", %[w], %[v]\n\t"                                                                               \
     "asr " a ", " a ", %[x]\n\t"                                                                                       \
     "ssat " a ", #8, " a "\n\t"
 /* the four pixels out_c bytes apart: stored, or with a narrower clamp packed into one word,

@@ -78,7 +78,7 @@ MK_INLINE void mk_avgpool(const int8_t *restrict in, int8_t *restrict out, int i
                         s += row[kx * c];
                     }
                 }
-                dst[i] = (int8_t)mk_clamp(mk_mbqm(s, mult, shift) + out_zp, act_min, act_max);
+                dst[i] = (int8_t)mk_clamp(mk_round_requant(s, mult, shift, out_zp), act_min, act_max);
             }
         }
     }

@@ -178,9 +178,7 @@ MK_SHARED void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict
 
 #if defined(MK_DSP)
 #define MK_PW_OUT(a, m, off, sh)                                                                                       \
-    "smmulr " a ", " a ", " m "\n\t"                                                                                   \
-    "add " a ", " a ", " a ", asr #31\n\t"                                                                             \
-    "add " a ", " a ", " off "\n\t"                                                                                    \
+    "smmla " a ", " a ", " m ", " off "\n\t"                                                                           \
     "asr " a ", " a ", " sh "\n\t"                                                                                     \
     "ssat " a ", #8, " a "\n\t"
 /* channels c, c + 1 of pixels a (s00, s10) and b (s01, s11, out_c bytes on): stored, or with a

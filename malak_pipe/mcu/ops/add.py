@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from malak_pipe.mcu.codegen_options import CodegenOptions
-from malak_pipe.mcu.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, requantize
+from malak_pipe.mcu.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, requantize_tflite
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import KernelSpec, Step, single_step
 from malak_pipe.mcu.ops import binary
@@ -89,7 +89,7 @@ def add_golden(graph: IntGraph, layer: Layer, a: np.ndarray, b: np.ndarray) -> n
     sa = multiply_by_quantized_multiplier((a - za) * left, mult[0], shift[0])
     sb = multiply_by_quantized_multiplier((b - zb) * left, mult[1], shift[1])
     total = sa - sb if layer.attrs.get("sub") else sa + sb
-    result = requantize(total, mult[2], shift[2], out.zero_point, layer.attrs["act_min"], layer.attrs["act_max"])
+    result = requantize_tflite(total, mult[2], shift[2], out.zero_point, layer.attrs["act_min"], layer.attrs["act_max"])
     return result.reshape(len(result), *out.shape)
 
 

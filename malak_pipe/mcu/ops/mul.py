@@ -4,9 +4,10 @@ golden, mk_mul.
 IR ``mul``: two inputs; attrs a_shape, b_shape, shape (:mod:`malak_pipe.mcu.ops.binary`: e.g. an
 (H, W, C) map times a (1, 1, C) squeeze-and-excitation gate), act_min, act_max; multiplier,
 shift of shape (1,) for input scale 1 x input scale 2 / output scale. The product
-(a - za) * (b - zb) (|.| <= 2^16) is requantized like an accumulator. A Mul of two functions of
-one tensor (x * sigmoid(x)) is a table instead (:mod:`malak_pipe.mcu.ops.activations`).
-Kernel: firmware/include/kernels/mk_mul.h (the fast SMMULR requantization where exact).
+(a - za) * (b - zb) (|.| <= 2^16) is requantized like an accumulator (rounded once). A Mul of
+two functions of one tensor (x * sigmoid(x)) is a table instead
+(:mod:`malak_pipe.mcu.ops.activations`).
+Kernel: firmware/include/kernels/mk_mul.h (the fast SMMLA requantization where exact).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Fixed-point requantization: TFLite's QuantizeMultiplier, SRDHM and RoundingDivideByPOT."""
+"""Fixed-point requantization: one rounding of the exact product, and TFLite's QuantizeMultiplier, SRDHM and
+RoundingDivideByPOT (the add's scheme)."""
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -69,6 +71,36 @@ def test_requantize_clamps_and_adds_zero_point():
     out = fp.requantize(np.array([-1000, -3, -1, 0, 1, 3, 1000]), mult, shift, 10, -20, 100)
     # SRDHM rounds a product tie upward (-1.5 -> -1, 1.5 -> 2), as gemmlowp/TFLite/CMSIS-NN do
     assert out.tolist() == [-20, 9, 10, 10, 11, 12, 100]
+
+
+def _rounded_once_ref(x: int, mult: int, shift: int) -> int:
+    """The exact rational x * mult * 2**(shift - 31), rounded to the nearest integer, a tie upward."""
+    value = Fraction(x * mult, 2 ** (31 - shift))
+    return math.floor(value + Fraction(1, 2))
+
+
+def test_multiply_rounded_once_is_the_exact_product_rounded_once():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.integers(-(2**31), 2**31, 3000), np.arange(-40, 41), [-(2**31), 2**31 - 1]])
+    for real in (1e-9, 3.1e-5, 0.0123, 0.25, 0.5, 0.7, 1.0, 3.5, 1234.5):
+        mult, shift = fp.quantize_multiplier(real)
+        got = fp.multiply_rounded_once(x, mult, shift)
+        assert got.tolist() == [_rounded_once_ref(int(v), mult, shift) for v in x], real
+
+
+def test_requantize_rounds_once_where_tflite_rounds_twice():
+    """One rounding is within half a step of acc * multiplier; TFLite's double rounding is not
+    (its first rounding, at 2**-r of a step, can push a value just below a half over it)."""
+    mult, shift = fp.quantize_multiplier(0.0123)
+    acc = np.arange(-20_000, 20_000)
+    exact = acc * (mult * 2.0 ** (shift - 31))
+    once = fp.multiply_rounded_once(acc, mult, shift)
+    twice = fp.multiply_by_quantized_multiplier(acc, mult, shift)
+    assert np.abs(once - exact).max() <= 0.5
+    off = np.abs(twice - exact) > 0.5
+    assert off.sum() > 0 and np.all(np.abs(twice - once)[off] == 1)
+    assert fp.requantize(acc, mult, shift, 3).tolist() == np.clip(once + 3, -128, 127).tolist()
+    assert fp.requantize_tflite(acc, mult, shift, 3).tolist() == np.clip(twice + 3, -128, 127).tolist()
 
 
 def test_quantize_value_rounds_half_away():
