@@ -17,16 +17,19 @@
 
 #include "mk_arch.h"
 
-/* Per output channel constants, one 16-byte record (loaded with one LDM). In the fast form
- * off and shift (= right) are as above; in the exact form off is unused and shift is
- * QuantizeMultiplier's shift (positive = left). bias already includes -input_zero_point * sum(weights) where the kernel
- * folds the input zero point. */
+/* Per output channel constants, one 12-byte record. In the fast form off is as above and the
+ * shift (right) is not stored: off = 2^(right-1) (1 + 2 zp) has its lowest set bit at right - 1
+ * (mk_off_shift); in the exact form off holds QuantizeMultiplier's shift (positive = left).
+ * bias already includes -input_zero_point * sum(weights) where the kernel folds the input zero
+ * point. */
 typedef struct {
     int32_t bias;
     int32_t mult;
     int32_t off;
-    int32_t shift;
 } mk_chan_t;
+
+/* the right shift of the fast form from its rounding offset: trailing zeros + 1 (RBIT, CLZ) */
+MK_INLINE int32_t mk_off_shift(int32_t off) { return __builtin_ctz((uint32_t)off) + 1; }
 
 MK_INLINE int32_t mk_srdhm(int32_t a, int32_t b)
 {
@@ -68,9 +71,9 @@ MK_INLINE int32_t mk_mbqm(int32_t x, int32_t mult, int32_t shift)
 MK_INLINE int32_t mk_requant(int32_t acc, const mk_chan_t *c, int fast, int lsh, int out_zp)
 {
     if (fast) {
-        return mk_smmla((int32_t)((uint32_t)acc << lsh), c->mult, c->off) >> c->shift;
+        return mk_smmla((int32_t)((uint32_t)acc << lsh), c->mult, c->off) >> mk_off_shift(c->off);
     }
-    return mk_round_requant(acc, c->mult, c->shift, out_zp);
+    return mk_round_requant(acc, c->mult, c->off, out_zp);
 }
 
 /* For the assembly loops of the kernels: clamp the four int8 lanes of register r to [lo, hi]
@@ -97,7 +100,7 @@ MK_INLINE int8_t mk_requant2_clamp(int32_t acc, const mk_chan_t *c, int fast, in
 {
     int32_t v;
     if (fast) {
-        v = mk_smmla(acc, c->mult, c->off) >> c->shift;
+        v = mk_smmla(acc, c->mult, c->off) >> mk_off_shift(c->off);
     } else {
         v = mk_requant(acc, c, 0, 0, out_zp);
     }

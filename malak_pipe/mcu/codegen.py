@@ -128,7 +128,7 @@ def _model_data_c(steps: list[Step]) -> tuple[str, int]:
             name = const_name(index, key)
             if ctype == "mk_chan_t":
                 rows = ",\n".join("    {" + ", ".join(str(int(v)) for v in row) + "}" for row in array)
-                parts.append(f"/* {step.name}: bias, mult, off, shift per channel */\n")
+                parts.append(f"/* {step.name}: bias, mult, rounding offset (fast) or shift per channel */\n")
                 parts.append(f"const mk_chan_t {name}[{len(array)}] MK_ALIGN(8) = {{\n{rows}\n}};\n")
             else:
                 parts.append(f"/* {step.name}: {key} {tuple(array.shape)} */\n")

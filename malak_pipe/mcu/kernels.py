@@ -25,6 +25,7 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer
 
 ACC_LIMIT = 2**31
+CHAN_WORDS = 3  # the int32 fields of mk_chan_t (mk_requant.h): bias, multiplier, offset or shift
 
 
 @dataclass(frozen=True)
@@ -132,19 +133,22 @@ def row_bound(bias: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def channel_constants(
     bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, out_zp: int, acc_bound: np.ndarray
 ) -> tuple[np.ndarray, bool, int]:
-    """The (C, 4) int32 records of mk_chan_t, whether the fast requantization is exact, and lsh."""
+    """The (C, 3) int32 records of mk_chan_t (bias, multiplier, rounding offset in the fast form or
+    the shift in the exact one), whether the fast requantization is exact, and lsh."""
     shift = shift.astype(np.int64)
     right = -shift
     fast = bool(np.all((right >= 1) & (right <= 22)) and np.all(acc_bound * 2 < ACC_LIMIT))
-    chan = np.zeros((len(bias), 4), dtype=np.int64)
+    chan = np.zeros((len(bias), CHAN_WORDS), dtype=np.int64)
     chan[:, 0] = bias
     chan[:, 1] = mult
-    if fast:
-        chan[:, 2] = (1 << (right - 1)) + (np.int64(out_zp) << right)
-        chan[:, 3] = right
-    else:
-        chan[:, 3] = shift
+    chan[:, 2] = (1 << (right - 1)) + (np.int64(out_zp) << right) if fast else shift
     return chan.astype(np.int32), fast, 1 if fast else 0
+
+
+def record_shift(record: np.ndarray, fast: bool) -> int:
+    """The shift of one mk_chan_t record: right = trailing zeros of the offset + 1 (fast), or as stored."""
+    off = int(record[2])
+    return (off & -off).bit_length() if fast else off
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,9 @@ MK_INLINE void mk_dot_q15_2(const int32_t *x, const int32_t *w, int words, int32
         MK_CONV1_MAX "ldr %[a], [%[chp]]\n\t"                                                                          \
                      "add %[m], %[m], %[a]\n\t"                                                                        \
                      "ldrd %[x0], %[x1], [%[chp], #4]\n\t"                                                             \
-                     "ldr %[a], [%[chp], #12]\n\t"                                                                     \
+                     "rbit %[a], %[x1]\n\t"                                                                         \
+                     "clz %[a], %[a]\n\t"                                                                           \
+                     "add %[a], %[a], #1\n\t"                                                                     \
                      "lsl %[m], %[m], #1\n\t"                                                                          \
                      "smmla %[m], %[m], %[x0], %[x1]\n\t"                                                              \
                      "asr %[m], %[m], %[a]\n\t"                                                                        \

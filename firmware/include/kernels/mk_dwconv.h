@@ -273,7 +273,9 @@ MK_INLINE void mk_dw3_pair(const int16_t *r, int wq, const int32_t *t, int kh, i
                              ROW("ldr %[x], [%[p], #2*%c[W]]\n\t", "2*%c[W]", "16", "%[a0]", "%[a1]", "%[a2]",          \
                                  "%[a3]")                                                                              \
                      "ldrd %[w], %[v], [%[chp], #4]\n\t"                                                               \
-                     "ldr %[x], [%[chp], #12]\n\t" MK_DW3_OUT("%[a0]") MK_DW3_OUT("%[a1]") MK_DW3_OUT("%[a2]")           \
+                     "rbit %[x], %[v]\n\t"                                                                          \
+                     "clz %[x], %[x]\n\t"                                                                           \
+                     "add %[x], %[x], #1\n\t" MK_DW3_OUT("%[a0]") MK_DW3_OUT("%[a1]") MK_DW3_OUT("%[a2]")           \
                          MK_DW3_OUT("%[a3]") MK_DW3_STORE4                                                              \
                      "add %[q], %[q], #4*%c[C]\n\t"                                                                    \
                      "cmp %[q], %[e]\n\t"                                                                              \

@@ -73,6 +73,16 @@ MK_SHARED void mk_fc_widen(const int8_t *restrict in, int32_t *restrict col, int
     }
 }
 
+/* n outputs from their accumulators: one copy for every layer (a fully connected layer has few
+ * outputs, so their requantization is not worth a copy per layer in flash) */
+MK_SHARED void mk_fc_outputs(int8_t *restrict out, const int32_t *restrict acc, const mk_chan_t *restrict ch, int n,
+                             int out_zp, int act_min, int act_max, int fast, int lsh)
+{
+    for (int r = 0; r < n; r++) {
+        out[r] = (int8_t)mk_clamp(mk_requant(acc[r], &ch[r], fast, lsh, out_zp), act_min, act_max);
+    }
+}
+
 /* outputs c0..out_c - 1 from plain weight rows */
 MK_INLINE void mk_fc_plain_rows(int8_t *restrict out, const int32_t *restrict col, const int8_t *restrict w,
                                 const mk_chan_t *restrict ch, int c0, int k4, int out_c, int out_zp, int act_min,
@@ -126,9 +136,7 @@ MK_INLINE void mk_fc_rows4(int8_t *restrict out, const int32_t *restrict col, co
             mk_group_4x1(x, wp, s);
         }
 #endif
-        for (int r = 0; r < 4; r++) {
-            out[c + r] = (int8_t)mk_clamp(mk_requant(s[r], &ch[c + r], fast, lsh, out_zp), act_min, act_max);
-        }
+        mk_fc_outputs(out + c, s, ch + c, 4, out_zp, act_min, act_max, fast, lsh);
     }
     mk_fc_plain_rows(out, col, w, ch, c, k4, out_c, out_zp, act_min, act_max, fast, lsh);
 }
@@ -230,9 +238,7 @@ MK_INLINE void mk_fc6(const int8_t *restrict in, int8_t *restrict out, int32_t *
             mk_group_6x1(x, wp, s);
         }
 #endif
-        for (int r = 0; r < 6; r++) {
-            out[c + r] = (int8_t)mk_clamp(mk_requant(s[r], &ch[c + r], fast, lsh, out_zp), act_min, act_max);
-        }
+        mk_fc_outputs(out + c, s, ch + c, 6, out_zp, act_min, act_max, fast, lsh);
     }
     mk_fc_rows4(out, col, w, ch, c, k4, out_c, out_zp, act_min, act_max, fast, lsh);
 }

@@ -8,7 +8,7 @@
 #include "mk_arch.h"
 #include "mk_requant.h"
 
-/* requant((a - zp_a) * (b - zp_b)) with the mk_chan_t fields mult, off, shift (mk_requant.h) */
+/* requant((a - zp_a) * (b - zp_b)) with a mk_chan_t record of mult and off or shift (mk_requant.h) */
 MK_INLINE int8_t mk_mul_value(int32_t a, int32_t b, int zp_a, int zp_b, int out_zp, const mk_chan_t *ch, int fast,
                               int lsh, int act_min, int act_max)
 {
@@ -24,7 +24,7 @@ MK_INLINE void mk_mul(const int8_t *restrict a, const int8_t *restrict b, int8_t
                       int ash, int asw, int asc, int bsh, int bsw, int bsc, int zp_a, int zp_b, int out_zp,
                       int32_t mult, int32_t off, int32_t shift, int fast, int lsh, int act_min, int act_max)
 {
-    const mk_chan_t ch = {0, mult, off, shift};
+    const mk_chan_t ch = {0, mult, fast ? off : shift}; /* the fast form finds its shift in off */
     if (asc == 1 && bsc == 1 && asw == oc && bsw == oc && ash == ow * oc && bsh == ow * oc) {
         const int n = oh * ow * oc;
         for (int i = 0; i < n; i++) {

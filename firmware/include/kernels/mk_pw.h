@@ -165,7 +165,7 @@ MK_SHARED void mk_pw_block_weights(int32_t *restrict dst, const int8_t *restrict
             dst[2 * i] = dst[2 * i + 1] = b;
             dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i] = ch[c + i].mult;
             dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i + 1] = ch[c + i].off;
-            dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i + 2] = ch[c + i].shift;
+            dst[(pair ? k2 + 4 : k2 / 2 + 2) + 3 * i + 2] = fast ? mk_off_shift(ch[c + i].off) : ch[c + i].off;
             if (!pair) {
                 mk_pw_widen(dst + 2, w + c * k2, k2, 2, 0, fast);
             }

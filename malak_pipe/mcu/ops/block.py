@@ -20,7 +20,7 @@ import numpy as np
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import STREAMED_KERNELS, Block, streamed_step, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
-from malak_pipe.mcu.kernels import WINDOW_INTS, KernelSpec, Step, k4_of, window_ints
+from malak_pipe.mcu.kernels import CHAN_WORDS, WINDOW_INTS, KernelSpec, Step, k4_of, window_ints
 from malak_pipe.mcu.ops.add import ADD
 from malak_pipe.mcu.ops.binary import STRIDE_INTS
 from malak_pipe.mcu.ops.registry import OpFamily
@@ -66,7 +66,7 @@ def _stage_ints(prefix: str, step: Step) -> dict[str, int]:
 def _expand_part(graph: IntGraph, block: Block, options: CodegenOptions) -> tuple[dict, dict, int]:
     if block.expand is None:
         ints = {"expand": 0, "e_in_zp": graph.tensors[block.input].zero_point, "e_act_min": -128, "e_act_max": 127}
-        consts = {"ew": np.zeros(4, dtype=np.int8), "ech": np.zeros((1, 4), dtype=np.int32)}
+        consts = {"ew": np.zeros(4, dtype=np.int8), "ech": np.zeros((1, CHAN_WORDS), dtype=np.int32)}
         return {**ints, "e_fast": 0, "e_lsh": 0}, consts, 0
     step = _alone(graph, block.expand, options)
     ints = {"expand": 1, "e_in_zp": step.ints["in_zp"], **_stage_ints("e", step)}

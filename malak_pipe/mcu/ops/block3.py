@@ -22,7 +22,7 @@ import numpy as np
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import Block, unfused_steps
 from malak_pipe.mcu.ir import IntGraph, Layer
-from malak_pipe.mcu.kernels import KernelSpec, Step
+from malak_pipe.mcu.kernels import CHAN_WORDS, KernelSpec, Step
 from malak_pipe.mcu.ops.add import ADD_TABLE_BYTES
 from malak_pipe.mcu.ops.block import ADD_INTS, add_part, over_input
 from malak_pipe.mcu.ops.conv import pw_block_words, pw_scratch_bytes
@@ -94,7 +94,7 @@ def _pointwise_scratch(steps: list[Step]) -> tuple[int, bool]:
 def _expand_part(graph: IntGraph, block: Block, step: Step | None) -> tuple[dict, dict]:
     if step is None:
         ints = {"expand": 0, "e_k2": 2, "e_cb": 2, "e_act_min": -128, "e_act_max": 127, "e_fast": 0}
-        return ints, {"ew": np.zeros(4, dtype=np.int8), "ech": np.zeros((1, 4), dtype=np.int32)}
+        return ints, {"ew": np.zeros(4, dtype=np.int8), "ech": np.zeros((1, CHAN_WORDS), dtype=np.int32)}
     ints = {"expand": 1, "e_k2": step.ints["k2"], "e_cb": step.ints["cb"]}
     ints.update(_stage("e", step, "act_min", "act_max", "fast"))
     return ints, {"ew": step.consts["weights"], "ech": step.consts["chan"]}

@@ -19,7 +19,7 @@ import numpy as np
 from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fixedpoint import requantize
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
-from malak_pipe.mcu.kernels import KernelSpec, Step, channel_constants, single_step
+from malak_pipe.mcu.kernels import KernelSpec, Step, channel_constants, record_shift, single_step
 from malak_pipe.mcu.ops import binary, onnx_params
 from malak_pipe.mcu.ops.reference import input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
@@ -71,7 +71,8 @@ def mul_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     )  # fmt: skip
     ints = binary.stride_ints(layer, graph)
     ints.update({"zp_a": a.zero_point, "zp_b": b.zero_point, "out_zp": out.zero_point})
-    ints.update({"mult": int(chan[0, 1]), "off": int(chan[0, 2]), "shift": int(chan[0, 3]), "fast": int(fast)})
+    shift = record_shift(chan[0], fast)
+    ints.update({"mult": int(chan[0, 1]), "off": int(chan[0, 2]) if fast else 0, "shift": shift, "fast": int(fast)})
     ints.update({"lsh": lsh, "act_min": layer.attrs["act_min"], "act_max": layer.attrs["act_max"]})
     same = layer.attrs["a_shape"] == layer.attrs["b_shape"]
     reason = "same-shape elementwise multiply" if same else "multiply broadcasting by strides"
