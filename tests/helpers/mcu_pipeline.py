@@ -16,7 +16,8 @@ inputs where ONNX Runtime's top two outputs are at least ``DECISIVE_LSB`` output
 (a closer pair is a tie that the last bit of rounding decides either way). Layer by layer
 (:func:`layerwise_lsb`): every layer of the golden graph run on ONNX Runtime's own int8 inputs
 against ONNX Runtime's int8 output, in output steps: end to end, differences of one step can
-grow through a deep untrained network, layer by layer they stay at one.
+grow through a deep untrained network, layer by layer they stay at one, and they are rare (the
+requantization rounds the exact product once, as ONNX Runtime rounds its float product).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RouteResult:
     max_abs_lsb: float = float("nan")
     layer_max_lsb: float = float("nan")
     layers_checked: int = 0
+    layer_mismatch: float = float("nan")
     host_bit_exact: float = float("nan")
     seconds: float = 0.0
 
@@ -174,9 +176,10 @@ def _ort_tensors(onnx_path: Path, names: list[str], x: np.ndarray) -> dict[str, 
     return values
 
 
-def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
-    """The largest difference (int8 steps) of any layer run on ONNX Runtime's own inputs, and how many
-    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs.
+def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int, float]:
+    """The largest difference (int8 steps) of any layer run on ONNX Runtime's own inputs, how many
+    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs, and the
+    fraction of those layers' output values that differ from ONNX Runtime's at all.
 
     ONNX Runtime's tensors are put in the storage order of the integer graph through the logical
     index the lowering tracked for each ONNX tensor (a flattened map is CHW in ONNX, HWC stored).
@@ -199,13 +202,16 @@ def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
         flat = np.empty((len(x), tensor.size), dtype=np.int64)
         flat[:, index] = value.reshape(len(x), -1)
         stored[name] = flat.reshape(len(x), *tensor.shape).astype(np.int8)
-    worst, checked = 0, 0
+    worst, checked, differ, values = 0, 0, 0, 0
     for layer in graph.layers:
         if layer.output in stored and all(name in stored for name in layer.inputs):
             got = run_layer(graph, layer, *[stored[name] for name in layer.inputs]).astype(np.int64)
-            worst = max(worst, int(np.abs(got - stored[layer.output]).max()))
+            diff = np.abs(got - stored[layer.output])
+            worst = max(worst, int(diff.max()))
             checked += 1
-    return float(worst), checked
+            differ += int(np.count_nonzero(diff))
+            values += diff.size
+    return float(worst), checked, differ / max(values, 1)
 
 
 def host_bit_exact(graph: Any, images: np.ndarray, workdir: Path, options: Any = None) -> float:
@@ -242,7 +248,8 @@ def run_route(module: Any, route: str, calibration: np.ndarray, x: np.ndarray, h
             result.images = len(x)
             for key, value in figures.items():
                 setattr(result, key, value)
-            result.layer_max_lsb, result.layers_checked = layerwise_lsb(path, x[:LAYERWISE_IMAGES])
+            layerwise = layerwise_lsb(path, x[:LAYERWISE_IMAGES])
+            result.layer_max_lsb, result.layers_checked, result.layer_mismatch = layerwise
             if host:
                 result.stage = "host"
                 result.host_bit_exact = host_bit_exact(graph, images, workdir)

@@ -26,5 +26,8 @@ def test_user_model_lowers_agrees_with_onnxruntime_and_is_bit_exact_on_the_host(
     images, figures = compare_with_ort(graph, path, x_test)
     print(f"user model {route}: top-1 agreement with ONNX Runtime {figures['agreement']:.4f} on {len(x_test)} images")
     assert figures["agreement"] >= 0.99
-    assert layerwise_lsb(path, x_test[:4])[0] <= 1.0
+    worst, _, mismatch = layerwise_lsb(path, x_test[:4])
+    print(f"user model {route}: {mismatch:.2e} of the layers' outputs differ from ONNX Runtime's on its own inputs")
+    # rounded once, as ONNX Runtime rounds: at most 2e-4 here; TFLite's double rounding gave 1.2e-3 to 1.6e-3
+    assert worst <= 1.0 and mismatch <= 5e-4
     assert host_bit_exact(graph, images, tmp_path) == 1.0

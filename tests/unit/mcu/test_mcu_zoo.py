@@ -33,8 +33,11 @@ def test_zoo_qdq_graph_lowers_matches_onnxruntime_per_layer_and_is_bit_exact_on_
     graph = lower_onnx(path)
     assert {layer.op for layer in graph.layers} >= EXPECTED_OPS[model]
     x = zoo_inputs(16)
-    worst, checked = layerwise_lsb(path, x[:2])
+    worst, checked, mismatch = layerwise_lsb(path, x[:2])
     assert worst <= 1.0 and checked >= 0.8 * len(graph.layers)
+    print(f"{model} {route}: {mismatch:.2e} of the layers' outputs differ from ONNX Runtime's on its own inputs")
+    # rounded once, as ONNX Runtime rounds: at most 8e-5 here; TFLite's double rounding gave 8e-4 to 3.5e-3
+    assert mismatch <= 3e-4
     images, figures = compare_with_ort(graph, path, x)
     print(f"{model} {route}: end-to-end top-1 agreement with ONNX Runtime {figures['agreement']:.3f} (untrained)")
     assert host_bit_exact(graph, images[:4], tmp_path) == 1.0
