@@ -24,13 +24,14 @@ $(STAMP)/venv: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@$(PIP) install -q -c constraints.txt -e ".[dev,cluster]" || echo "note: the [cluster] extra (ray) did not install; its test is skipped"
 	@mkdir -p $(STAMP) && touch $@
 
 system-deps:
 	@scripts/install-system-deps.sh
 
 lint: setup
-	$(BIN)/ruff check malak_pipe stages tests benchmarks
+	$(BIN)/ruff check malak_pipe stages tests benchmarks hydra_plugins
 
 # Benchmarks write JSON (figures quoted in docs and closing notes come from these files).
 # The full set takes over an hour on a 2-core CPU; run one with e.g. `make bench-firmware`.

@@ -39,7 +39,25 @@ class ArtifactError(MalakError):
 
 
 class StageFailed(MalakError):
-    """A stage ran and failed for a reason the user can act on (NaN loss, budget exceeded...)."""
+    """A stage ran and failed for a reason the user can act on (NaN loss, bad input...).
+
+    ``status`` is the node's status in result.json: ``failed`` here, ``infeasible`` or
+    ``pruned`` for the subclasses a search tells apart."""
+
+    status = "failed"
+
+
+class BudgetExceeded(StageFailed):
+    """The model does not fit the target (flash, RAM, time): a fact about the candidate, so a
+    search records the trial as infeasible instead of an error."""
+
+    status = "infeasible"
+
+
+class TrialPruned(StageFailed):
+    """A search stopped this trial early: its validation accuracy fell behind the others'."""
+
+    status = "pruned"
 
 
 class DiskFull(MalakError):

@@ -28,6 +28,8 @@ STATUS_STYLE = {
     "cached": "cyan",
     "skipped": "magenta",
     "failed": "bold red",
+    "infeasible": "red",
+    "pruned": "yellow",
 }
 
 

@@ -15,9 +15,10 @@ SWEEP_OUTCOME: dict[str, Any] = {"failed_jobs": 0}
 class MultirunReport(Callback):
     """Writes <sweep dir>/report/report.{md,csv,json,tex} and prints the Markdown table."""
 
-    def __init__(self, metrics: list[str] | None = None, plots: bool = True):
+    def __init__(self, metrics: list[str] | None = None, plots: bool = True, print_table: bool = True):
         self.metrics = list(metrics) if metrics else None
         self.plots = plots
+        self.print_table = print_table
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from malak_pipe.errors import MalakError
@@ -40,5 +41,6 @@ class MultirunReport(Callback):
             from malak_pipe.report.plots import write_plots
 
             write_plots(jobs, stats, out_dir)
-        print(to_markdown(stats))
+        if self.print_table:
+            print(to_markdown(stats))
         print(f"malak-report: {len(jobs)} job(s) -> {out_dir}")

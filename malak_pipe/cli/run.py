@@ -7,6 +7,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -49,7 +50,6 @@ def _hydra_task(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from malak_pipe.cli.console import RunConsole
     from malak_pipe.engine.app import execute
     from malak_pipe.engine.config import to_run_config
 
@@ -59,8 +59,7 @@ def _hydra_task(cfg: DictConfig) -> None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         run_cfg, sources = to_run_config(cfg)
-        console = RunConsole(live=run_cfg.run.live)
-        code = execute(run_cfg, sources, run_dir, list(hydra_cfg.overrides.task), console)
+        code = execute(run_cfg, sources, run_dir, list(hydra_cfg.overrides.task), _events(run_cfg))
     except MalakError as exc:
         _print_error(exc, _debug_wanted(cfg))
         _discard_empty_run_dir(run_dir)
@@ -74,6 +73,18 @@ def _hydra_task(cfg: DictConfig) -> None:
             sys.exit(code)
 
 
+def _events(run_cfg: Any) -> Any:
+    """The console, wrapped so a search trial reports its epochs to the study."""
+    from malak_pipe.cli.console import RunConsole
+
+    console = RunConsole(live=run_cfg.run.live)
+    if run_cfg.run.trial is None:
+        return console
+    from malak_pipe.search.trial_events import TrialEvents, TrialSpec
+
+    return TrialEvents(console, TrialSpec.model_validate(run_cfg.run.trial))
+
+
 def _normalize_argv(argv: list[str]) -> list[str]:
     """Accept ``+experiment=X`` as well as ``experiment=X``.
 
@@ -84,9 +95,25 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return [a[1:] if a.startswith("+experiment=") else a for a in argv]
 
 
+def _register_plugins() -> None:
+    """Make ``hydra/sweeper=search`` and ``hydra/launcher=ray_cluster`` available however
+    malak-pipe is installed.
+
+    Hydra discovers plugins by walking the ``hydra_plugins`` namespace on disk, which an
+    editable install's import hook does not expose; Hydra's public ``register`` covers it."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.malak_ray.launcher import MalakRayLauncher
+    from hydra_plugins.malak_search.sweeper import MalakSearchSweeper
+
+    for plugin in (MalakSearchSweeper, MalakRayLauncher):
+        Plugins.instance().register(plugin)
+
+
 def run_main() -> None:
     """malak-run: compose the config, validate the DAG, run it (see --help)."""
     sys.argv = [sys.argv[0], *_normalize_argv(sys.argv[1:])]
+    _register_plugins()
     try:
         _hydra_task()
     except SystemExit as exc:

@@ -104,8 +104,14 @@ def execute(
         results = runner.execute(order)
     write_results(run_dir, run_info, results)
     console.summary(results, str(run_dir))
-    failed = [n for n, r in results.items() if r.status == "failed"]
-    return EXIT_FAILED if failed else EXIT_OK
+    return exit_code(results, searching=run_cfg.run.trial is not None)
+
+
+def exit_code(results: dict[str, Any], *, searching: bool) -> int:
+    """1 when a node failed; in a search trial, a model that does not fit (infeasible) or a
+    trial the search stopped (pruned) is an outcome, not a failure of the run."""
+    bad = {"failed"} if searching else {"failed", "infeasible", "pruned"}
+    return EXIT_FAILED if any(r.status in bad for r in results.values()) else EXIT_OK
 
 
 def _run_info(

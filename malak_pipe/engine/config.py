@@ -30,12 +30,14 @@ class CacheSettings(_Strict):
 
 
 class RunOptions(_Strict):
-    """How this invocation runs: plan only, live view, which nodes, tracebacks."""
+    """How this invocation runs: plan only, live view, which nodes, tracebacks, and ``trial``
+    (set by the search sweeper: which study trial this run is; see malak_pipe.search)."""
 
     plan: bool = False
     debug: bool = False
     live: bool | None = None
     only: list[str] | None = None
+    trial: dict[str, Any] | None = None
 
 
 class NodeSpec(_Strict):

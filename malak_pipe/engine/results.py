@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from malak_pipe.engine.atomic import write_json_atomic
 
-Status = Literal["pending", "running", "ok", "cached", "skipped", "failed"]
+Status = Literal["pending", "running", "ok", "cached", "skipped", "failed", "infeasible", "pruned"]
 RESULT_FILE = "result.json"
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"

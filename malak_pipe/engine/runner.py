@@ -146,8 +146,8 @@ class Runner:
             self._check_outputs(node, ctx)
         except StageSkipped as exc:
             return self._skipped_by_stage(node, key, exc)
-        except MalakError as exc:
-            return self._base_result(node, "failed", key=key, error=exc.render())
+        except MalakError as exc:  # infeasible (a budget) and pruned (a search) are failures of their own kind
+            return self._base_result(node, getattr(exc, "status", "failed"), key=key, error=exc.render())
         except Exception as exc:  # a bug or an unexpected library error: keep the traceback
             (node_dir / "error.txt").write_text(traceback.format_exc())
             return self._base_result(

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from malak_pipe.errors import StageFailed, StageSkipped
+from malak_pipe.errors import BudgetExceeded, StageFailed, StageSkipped
 from malak_pipe.mcu.configs import BuildOptions
 from malak_pipe.mcu.files import firmware_root
 from malak_pipe.mcu.target import TargetConfig
@@ -65,14 +65,15 @@ def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> s
 
 
 def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
-    """StageFailed naming the numbers when flash or RAM exceeds the target's budget."""
+    """BudgetExceeded (a StageFailed a search records as infeasible) naming the numbers when
+    flash or RAM exceeds the target's budget."""
     over = []
     if flash > target.flash_bytes:
         over.append(f"flash {flash} B > {target.flash_bytes} B budget ({flash - target.flash_bytes} B over)")
     if ram > target.ram_bytes:
         over.append(f"RAM {ram} B > {target.ram_bytes} B budget ({ram - target.ram_bytes} B over)")
     if over:
-        raise StageFailed(
+        raise BudgetExceeded(
             f"the model does not fit target '{target.name}' {when}: " + "; ".join(over),
             path="target",
             hint="pick a larger target, a narrower model (model.width_mult), prune, or lower stack_bytes",

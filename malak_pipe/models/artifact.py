@@ -8,6 +8,8 @@ so models whose channels were removed by structured pruning load back as they we
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +36,24 @@ class ModelArtifact:
 
 
 def save_model(artifact: ModelArtifact, path: Path) -> None:
-    """Write ``artifact`` as a checkpoint at ``path`` (tensors moved to the CPU)."""
+    """Write ``artifact`` as a checkpoint at ``path`` (tensors moved to the CPU).
+
+    A factory model's checkpoint also records the sha256 of the factory's source file: every
+    node that rebuilds the model from this checkpoint runs that code, so a change to it must
+    change the bytes downstream keys are computed from, even when the weights come out the same.
+    """
     state = {name: tensor.detach().cpu() for name, tensor in artifact.module.state_dict().items()}
-    torch.save({"format": CHECKPOINT_FORMAT, "config": artifact.config.model_dump(), "state_dict": state}, path)
+    checkpoint = {"format": CHECKPOINT_FORMAT, "config": artifact.config.model_dump(), "state_dict": state}
+    if artifact.config.name == "factory" and artifact.config.factory:
+        checkpoint["factory_source_sha256"] = factory_source_sha256(artifact.config.factory)
+    torch.save(checkpoint, path)
+
+
+def factory_source_sha256(target: str) -> str:
+    """sha256 of the source file of the module an import string ``"pkg.mod:callable"`` names."""
+    module = importlib.import_module(target.partition(":")[0])
+    source = Path(module.__file__) if getattr(module, "__file__", None) else None
+    return hashlib.sha256(source.read_bytes()).hexdigest() if source and source.is_file() else "unknown"
 
 
 def load_model(path: Path) -> ModelArtifact:

@@ -151,6 +151,8 @@ class _Trainer:
             epoch_started = time.perf_counter()
             train_loss, train_top1 = self._train_epoch(epoch, progress)
             val_top1 = evaluate(self.module, self.dataset, "val").top1 if self.has_val else None
+            if progress is not None and val_top1 is not None:
+                progress.advance(0, epoch=epoch, val_top1=val_top1)  # a search may stop a poor trial here
             result.history.append(
                 {
                     "epoch": epoch,

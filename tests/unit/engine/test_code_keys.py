@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import yaml
 
 from malak_pipe.cli.console import RunConsole
 from malak_pipe.engine import code
@@ -32,7 +34,7 @@ def test_a_stage_closure_follows_lazy_library_imports_and_stops_at_the_package()
 
 def test_firmware_stages_add_the_c_runtime_and_their_tools():
     stage = get_stage("firmware_build")
-    target = {"name": "mps2_an500", "linker_script": "mps2_an500.ld", "flash_bytes": 1 << 22, "ram_bytes": 1 << 22}
+    target = yaml.safe_load((files("malak_pipe.conf") / "target" / "mps2_an500.yaml").read_text())
     cfg = stage.Config.model_validate({"target": target})
     fingerprint = code_fingerprint(stage, cfg)
     c_files = [f for f in fingerprint.files if f.startswith("external:")]

@@ -1,0 +1,1 @@
+"""malak-pipe's Hydra sweeper: a budget-aware search over the compression DAG (malak_pipe.search)."""

@@ -1,0 +1,95 @@
+"""The "fits my MCU" search through the real CLI, at toy size on digits: trials measured on the
+simulated target, infeasible ones recorded, the front and best.yaml written, best.yaml
+reproducing the pick from the cache, and a killed search resumed to its trial budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import BIN
+
+SEARCH = ("-m", "+experiment=fits_mcu_digits", "debug=smoke", "hydra/launcher=local", "hydra.sweeper.batch_size=2",
+          "hydra.sweeper.sampler=random")
+
+
+def command(sweep: Path, trials: int, seed: int) -> list[str]:
+    return [str(BIN / "malak-run"), *SEARCH, f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.seed={seed}",
+            f"hydra.sweep.dir={sweep}"]
+
+
+def env(cache: Path) -> dict[str, str]:
+    return dict(os.environ, MALAK_CACHE_DIR=str(cache), COLUMNS="200", MALAK_JOBS="2")
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    out = subprocess.run(command(root / "sweep", 4, 3), cwd=root, env=env(root / "cache"), capture_output=True,
+                         text=True, timeout=900)
+    return root, out
+
+
+def test_a_tiny_search_measures_trials_on_target_and_writes_the_front(search):
+    root, out = search
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((root / "sweep" / "report" / "search.json").read_text())
+    states = summary["states"]
+    assert len(summary["trials"]) == 4 and states["error"] == 0, summary["counts"]
+    assert states["infeasible"] >= 1 and states["complete"] >= 1, summary["counts"]
+    infeasible = [t for t in summary["trials"] if t["state"] == "infeasible"]
+    assert all(t["params"]["model.width_mult"] == 1.0 and "fit_check" in t["reason"] for t in infeasible)
+    assert summary["front"] and all(t["feasible"] for t in summary["front"])
+    pick = summary["pick"]
+    assert pick["metrics"]["firmware_build.flash_bytes"] <= 65536
+    assert pick["metrics"]["firmware_build.ram_bytes"] <= 16384
+    assert pick["test"]["bit_exact_rate"] == 1.0 and pick["test"]["test_top1_on_target"] is not None
+    for plot in ("search_flash.png", "search_ram.png", "search_instructions.png"):
+        assert (root / "sweep" / "report" / plot).stat().st_size > 0
+    assert "malak-search:" in out.stdout and "+experiment=best" in out.stdout
+
+
+def test_best_yaml_reproduces_the_pick_from_the_cache(search):
+    root, _ = search
+    summary = json.loads((root / "sweep" / "report" / "search.json").read_text())
+    argv = summary["reproduce"].split()
+    out = subprocess.run([str(BIN / argv[0]), *argv[1:], f"hydra.run.dir={root / 'best'}"], cwd=root,
+                         env=env(root / "cache"), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    nodes = json.loads((root / "best" / "results.json").read_text())["nodes"]
+    ran = {n: r["status"] for n, r in nodes.items() if r["status"] not in ("cached", "skipped")}
+    assert ran == {}, ran  # every node of the pick is already in the cache
+    assert nodes["sim_run"]["metrics"]["top1"] == summary["pick"]["values"][0]
+
+
+def finished_trials(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')").fetchone()[0]
+
+
+def test_a_killed_search_resumes_to_its_trial_budget(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(command(sweep, 4, 5), cwd=tmp_path, env=env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while finished_trials(sweep / "study.db") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    before = finished_trials(sweep / "study.db")
+    assert 2 <= before < 4
+    out = subprocess.run(command(sweep, 4, 5), cwd=tmp_path, env=env(tmp_path / "cache"), capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads((sweep / "report" / "search.json").read_text())
+    assert len(summary["trials"]) == 4  # the budget counts the trials of the killed session
+    assert {t["number"] for t in summary["trials"]} >= set(range(before))
