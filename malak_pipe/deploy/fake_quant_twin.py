@@ -139,6 +139,7 @@ def _twin_of_module(layer: Any, classes: dict[str, Any]) -> Any:
         nnq.Hardswish: lambda m: nn.Hardswish(),
         nnq.LeakyReLU: lambda m: nn.LeakyReLU(m.negative_slope),
         nnq.Sigmoid: lambda m: nn.Sigmoid(),
+        nnq.Softmax: lambda m: nn.Softmax(m.dim),
     }
     for kind, factory in simple.items():
         if isinstance(layer, kind):

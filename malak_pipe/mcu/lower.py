@@ -392,6 +392,10 @@ class Lowering:
             return None
         clamp = compose_clamps((producer.attrs["act_min"], producer.attrs["act_max"]), (lo, hi))
         producer.attrs["act_min"], producer.attrs["act_max"] = clamp
+        if coded.name and coded.name not in self.tensors:  # it now holds the clamped values: their ONNX name
+            del self.tensors[t.name]
+            t.name = producer.output = coded.name
+            self.tensors[t.name] = t
         return t
 
     def _uses(self, name: str) -> int:

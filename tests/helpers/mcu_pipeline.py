@@ -13,7 +13,10 @@ Routes (what quantize_onnx does):
 
 Agreement: the golden reference's top-1 against ONNX Runtime's on every input, and on the
 inputs where ONNX Runtime's top two outputs are at least ``DECISIVE_LSB`` output steps apart
-(a closer pair is a tie that the last bit of rounding decides either way).
+(a closer pair is a tie that the last bit of rounding decides either way). Layer by layer
+(:func:`layerwise_lsb`): every layer of the golden graph run on ONNX Runtime's own int8 inputs
+against ONNX Runtime's int8 output, in output steps: end to end, differences of one step can
+grow through a deep untrained network, layer by layer they stay at one.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 ROUTES = ("ort_int8", "ort_uint8", "ptq", "qat")
 DECISIVE_LSB = 2.0
+LAYERWISE_IMAGES = 8
 CALIBRATION_BATCH = 32
 
 
@@ -46,6 +50,8 @@ class RouteResult:
     decisive_agreement: float = float("nan")
     decisive_images: int = 0
     max_abs_lsb: float = float("nan")
+    layer_max_lsb: float = float("nan")
+    layers_checked: int = 0
     host_bit_exact: float = float("nan")
     seconds: float = 0.0
 
@@ -137,6 +143,54 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
     return images, figures
 
 
+def _ort_tensors(onnx_path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """ONNX Runtime's int8 values of the QuantizeLinear outputs ``names`` (int8 domain, channels-last)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(onnx_path))
+    q_types = {}
+    inits = {init.name: init.data_type for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.output[0] in names:
+            q_types[node.output[0]] = inits.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else 2
+    present = {o.name for o in model.graph.output}
+    for name, dtype in q_types.items():
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, dtype, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    wanted = [o.name for o in session.get_outputs() if o.name in q_types]
+    runs = [session.run(wanted, {session.get_inputs()[0].name: x[i : i + 1]}) for i in range(len(x))]
+    values = {}
+    for k, name in enumerate(wanted):
+        v = np.concatenate([run[k] for run in runs])
+        v = v.astype(np.int64) - (128 if v.dtype == np.uint8 else 0)
+        channels_last = {4: (0, 2, 3, 1), 3: (0, 2, 1)}.get(v.ndim)  # N x C x H x W, N x C x L maps
+        values[name] = (v.transpose(channels_last) if channels_last else v).astype(np.int8)
+    return values
+
+
+def layerwise_lsb(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
+    """The largest difference (int8 steps) of any layer run on ONNX Runtime's own inputs, and how many
+    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs."""
+    from malak_pipe.mcu.golden import quantize_input, run_layer
+
+    names = [layer.output for layer in graph.layers] + [name for layer in graph.layers for name in layer.inputs]
+    ort = _ort_tensors(onnx_path, names, x)
+    ort[graph.input] = quantize_input(graph, x)
+    worst, checked = 0, 0
+    for layer in graph.layers:
+        if layer.output not in ort or not all(name in ort for name in layer.inputs):
+            continue
+        shape = lambda name: ort[name].reshape(len(x), *graph.tensors[name].shape)  # noqa: E731
+        got = run_layer(graph, layer, *[shape(name) for name in layer.inputs]).astype(np.int64)
+        worst = max(worst, int(np.abs(got - shape(layer.output)).max()))
+        checked += 1
+    return float(worst), checked
+
+
 def host_bit_exact(graph: Any, images: np.ndarray, workdir: Path) -> float:
     """The fraction of ``images`` on which the generated C, built for the host, equals the golden graph."""
     from malak_pipe.mcu import hosttest
@@ -170,6 +224,7 @@ def run_route(module: Any, route: str, calibration: np.ndarray, x: np.ndarray, h
             result.images = len(x)
             for key, value in figures.items():
                 setattr(result, key, value)
+            result.layer_max_lsb, result.layers_checked = layerwise_lsb(graph, path, x[:LAYERWISE_IMAGES])
             if host:
                 result.stage = "host"
                 result.host_bit_exact = host_bit_exact(graph, images, workdir)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+SPREAD = 0.5  # BatchNorm affines drawn in 1 +- SPREAD
 CHANNELS = (3, 5, 8, 12, 16, 24, 40)
 SIZES_2D = (7, 9, 11, 12, 13, 16)
 SIZES_1D = (15, 25, 31, 40)
@@ -150,8 +151,8 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "adaptive":
             x = torch.flatten(self.pool(x), 1)
-        elif self.kind == "mean":
-            x = x.mean(self.axes)
+        elif self.kind == "mean":  # keepdim: torch's x86 int8 mean without it fails on channels-last inputs
+            x = torch.flatten(x.mean(self.axes, keepdim=True), 1)
         else:
             x = torch.flatten(x, 1)
         return self.classifier(x)
@@ -286,8 +287,8 @@ def calibrate_net(module: Any, x: np.ndarray, logit_std: float = 3.0) -> Any:
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative average over the batches
         with torch.no_grad():
-            bn.weight.uniform_(0.5, 1.5, generator=generator)
-            bn.bias.normal_(0.0, 0.2, generator=generator)
+            bn.weight.uniform_(1 - SPREAD, 1 + SPREAD, generator=generator)
+            bn.bias.normal_(0.0, 0.4 * SPREAD, generator=generator)
     module.train()
     with torch.no_grad():
         for start in range(0, len(x), 32):

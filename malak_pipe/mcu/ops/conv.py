@@ -92,7 +92,8 @@ def lower_conv(lw: Lowering, node: Any) -> None:
 
     def emit(out: QTensor, act_min: int, act_max: int) -> None:
         attrs = {**base, "act_min": act_min, "act_max": act_max}
-        arrays = {"bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
+        real = x.scale * w_scale / out.scale
+        arrays = {"bias": onnx_params.saturating_bias(bias, weights, real), **onnx_params.requant(real)}
         if dense:
             arrays["weights"] = np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
             lw.add_layer(node, "conv2d", [x], out, attrs, arrays)

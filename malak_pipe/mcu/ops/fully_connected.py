@@ -61,7 +61,9 @@ def _fully_connected(lw: Lowering, node: Any, weights: np.ndarray, w_scale: np.n
     bias = onnx_params.bias(lw.onnx, node, bias_name, out_c, x.scale * w_scale)
 
     def emit(out: QTensor, act_min: int, act_max: int) -> None:
-        arrays = {"weights": stored, "bias": bias, **onnx_params.requant(x.scale * w_scale / out.scale)}
+        real = x.scale * w_scale / out.scale
+        arrays = {"weights": stored, "bias": onnx_params.saturating_bias(bias, weights, real)}
+        arrays.update(onnx_params.requant(real))
         lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
 
     lw.produce(node, (out_c,), flat_index(out_c), emit)

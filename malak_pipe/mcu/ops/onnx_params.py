@@ -73,9 +73,24 @@ def bias(onnx: OnnxIndex, node: Any, name: str | None, out_channels: int, bias_s
         if np.any(zero_point != 0):
             raise onnx.error(node, f"bias '{name}' has a non-zero zero point")
     q = np.asarray(q, dtype=np.int64).ravel()
-    if q.size != out_channels or np.any(np.abs(q) >= 2**31):
+    if q.size != out_channels or q.min(initial=0) < -(2**31) or q.max(initial=0) >= 2**31:
         raise onnx.error(node, f"bias '{name}' must be {out_channels} int32 values")
     return q.astype(np.int32)
+
+
+def saturating_bias(bias: np.ndarray, weights: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """The bias, clamped where it alone drives the output to saturation for every input.
+
+    With |sum (x - zp) w| <= 255 * sum |w| per channel, a bias past that plus 256 / (the channel's
+    rescale) saturates the int8 output whatever the input: clamping it there gives the same
+    outputs. A degenerate calibration (an activation that is always zero: a tiny scale) can also
+    give near-int32 biases whose accumulators would overflow; those are clamped to where every
+    accumulator fits int32 (the output moves by at most the inputs' own contribution).
+    """
+    abs_w = np.abs(weights.reshape(len(bias), -1).astype(np.int64)).sum(axis=1)
+    limit = 255 * abs_w + np.ceil(256.0 / np.maximum(np.asarray(real, dtype=np.float64), 1e-30)) + 1
+    limit = np.minimum(limit, 2**31 - 1 - 256 * abs_w)
+    return np.clip(bias.astype(np.float64), -limit, limit).astype(np.int32)
 
 
 def optional_input(node: Any, index: int) -> str | None:
