@@ -20,6 +20,7 @@ from malak_pipe.mcu.ops.add import ADD_LEFT_SHIFT, add_rescale
 from malak_pipe.mcu.ops.onnx_params import requant
 from malak_pipe.mcu.ops.softmax import exp_table
 from malak_pipe.mcu.values import CODES, dequantize, quantize
+from tests.helpers.mcu_int4_cases import S4_OPS, S4_SUFFIX, with_4bit_weights
 
 RANDOM_OPS = (
     "conv2d",
@@ -35,6 +36,7 @@ RANDOM_OPS = (
     "concat",
     "pad",
     "softmax",
+    *S4_OPS,
 )
 
 
@@ -52,7 +54,9 @@ def random_layer_graph(rng: np.random.Generator, op: str):
 
     Returns (graph, names of the layer's input tensors). Used to test the kernels against the
     golden reference on many shapes, strides, paddings, zero points and per-channel scales.
+    ``<op>_s4``: the same layer with 4-bit weights (tests/helpers/mcu_int4_cases.py).
     """
+    four_bit, op = op.endswith(S4_SUFFIX), op.removesuffix(S4_SUFFIX)
     c = int(rng.choice([1, 2, 3, 4, 8, 12, 16]))
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
@@ -75,6 +79,8 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         "softmax": _random_softmax,
     }[op]
     layers, inputs = builder(rng, op, x, tensors)
+    if four_bit:
+        with_4bit_weights(rng, layers)
     graph = IntGraph(tensors, layers, "x", layers[-1].output)
     return graph, inputs
 

@@ -1,5 +1,6 @@
 /*
- * mk_fc.h - fully connected: the input widened to q15 once, 4 interleaved weight rows per pass.
+ * mk_fc.h - fully connected: the input widened to q15 once, 4 interleaved weight rows per pass
+ * (wbits = 4: 4-bit weights, row pairs packed two per byte, mk_fc_s4.h).
  * Python side: malak_pipe/mcu/ops/fully_connected.py.
  */
 #ifndef MK_FC_H
@@ -7,6 +8,7 @@
 
 #include "mk_arch.h"
 #include "mk_requant.h"
+#include "mk_fc_s4.h"
 
 
 /* One group of 4 values of 4 interleaved rows (16 bytes) against q15 x (2 words). */
@@ -26,12 +28,16 @@ MK_INLINE void mk_group_4x1(const int32_t *x, const int8_t *w, int32_t *s)
  */
 MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
                      const int8_t *restrict w, const mk_chan_t *restrict ch, int k4, int out_c, int out_zp,
-                     int act_min, int act_max, int fast, int lsh)
+                     int act_min, int act_max, int fast, int lsh, int wbits)
 {
     for (int k = 0; k < k4; k += 4) {
         const int32_t v = mk_ld32(in + k);
         col[k >> 1] = mk_sxtb16(v);
         col[(k >> 1) + 1] = mk_sxtb16_ror8(v);
+    }
+    if (wbits == 4) {
+        mk_fc_rows_s4(col, out, w, ch, k4, out_c, out_zp, act_min, act_max, fast, lsh);
+        return;
     }
     int c = 0;
     for (; c + 4 <= out_c; c += 4) {

@@ -14,7 +14,9 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
 * a 2x2 stride-2 max-pool that is the only reader of the convolution is fused into either
   (with ``fuse_pool``): the kernel requantizes the largest of the four accumulators, exact
   because requantization is monotonic when the accumulator cannot overflow the left shift
-  (checked per layer, else the pool stays a layer of its own).
+  (checked per layer, else the pool stays a layer of its own);
+* 4-bit weights (``weight_bits``, :mod:`malak_pipe.mcu.ops.int4`) always run ``mk_conv`` with
+  ``wbits`` = 4, row pairs packed two per byte (mk_conv1's q15 weights would take 4x the bytes).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from malak_pipe.mcu.kernels import (
     window_ints,
 )
 from malak_pipe.mcu.layout import map_index
-from malak_pipe.mcu.ops import depthwise, onnx_params
+from malak_pipe.mcu.ops import depthwise, int4, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
 
@@ -53,7 +55,7 @@ CONV = KernelSpec(
     "mk_conv",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL, "wbits"),
 )
 CONV1 = KernelSpec(
     "conv1",
@@ -91,7 +93,7 @@ def lower_conv(lw: Lowering, node: Any) -> None:
     base = {"kernel": [kh, kw], "stride": strides, "pads": pads, **({"groups": group} if group > 1 else {})}
 
     def emit(out: QTensor, act_min: int, act_max: int) -> None:
-        attrs = {**base, "act_min": act_min, "act_max": act_max}
+        attrs = {**base, "act_min": act_min, "act_max": act_max, **int4.bits_attrs(onnx, node, node.input[1], weights)}
         real = x.scale * w_scale / out.scale
         arrays = {"bias": onnx_params.saturating_bias(bias, weights, real), **onnx_params.requant(real)}
         if dense:
@@ -170,7 +172,8 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
     ints["groups"] = groups = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
-    if ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
+    ints["wbits"] = bits = int4.weight_bits(layer)
+    if bits == 8 and ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
         k2 = k + (k & 1)
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
         q15[:, :k] = weights.reshape(weights.shape[0], k)
@@ -178,10 +181,15 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         consts = {"weights": q15.reshape(-1), "chan": rc.chan}
         why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
         return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
-    per_group = np.split(rc.rows, groups)  # channel pairs interleaved within each group
-    consts = {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": rc.chan}
+    if bits == 4:
+        int4.check_acc16(layer, rc.rows)
+        weights = int4.conv_layout(rc.rows, groups)
+        why = f"{int4.unpack_cost_reason(rc.rows.size)}: row pairs, two ANDs per 8 weights; "
+    else:  # channel pairs interleaved within each group
+        weights, why = np.concatenate([interleave_rows(rows, 2) for rows in np.split(rc.rows, groups)]), ""
+    consts = {"weights": weights, "chan": rc.chan}
     scratch = (4 if pool is not None else 2) * k4 * 2
-    why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
+    why += f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
     why += f", {groups} groups" if groups > 1 else ""
     return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)
 
@@ -191,5 +199,5 @@ FAMILY = OpFamily(
     onnx_ops=(OnnxOp("Conv", lower_conv, produces=("conv2d", "depthwise_conv2d")),),
     int_ops=(IntOp("conv2d", conv2d_golden, conv_step, conv2d_macs),),
     kernels=(CONV, CONV1),
-    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h"),
+    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_conv_s4.h", "kernels/mk_s4.h"),
 )

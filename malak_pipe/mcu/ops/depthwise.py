@@ -8,6 +8,8 @@ kernel, stride, pads, act_min, act_max, depth_multiplier. The ONNX Conv handler 
 Kernel (firmware/include/kernels/mk_dwconv.h): with multiplier 1 and a channel count divisible
 by 4, padded input rows in a ring of KH rows in scratch and four channels per SXTB16 pair, the
 input zero point folded into the bias; otherwise one channel at a time on x - zero point.
+4-bit weights (``weight_bits``): ``mk_dwconv_s4`` (mk_dwconv_s4.h) unpacks the nibbles into
+the front of scratch once per call and runs mk_dwconv on them (:mod:`malak_pipe.mcu.ops.int4`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from malak_pipe.mcu.kernels import (
     single_step,
     window_ints,
 )
+from malak_pipe.mcu.ops import int4
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OpFamily
 
@@ -59,6 +62,7 @@ DWCONV = KernelSpec(
         "lsh",
     ),
 )
+DWCONV_S4 = KernelSpec("dwconv_s4", "mk_dwconv_s4", DWCONV.buffers, DWCONV.consts, DWCONV.ints)
 
 
 # ---------------------------------------------------------------- lowering
@@ -117,7 +121,9 @@ def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         folded, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
     )
     ints.update({"fast": int(fast), "lsh": lsh})
-    consts = {"weights": np.ascontiguousarray(weights), "chan": chan, "bias": bias.astype(np.int32)}
+    ints["wbits"] = bits = int4.weight_bits(layer)
+    packed = int4.pack_nibbles(weights) if bits == 4 else np.ascontiguousarray(weights)
+    consts = {"weights": packed, "chan": chan, "bias": bias.astype(np.int32)}
     ring = 0
     reason = f"channel multiplier {ints['mult']}, {ints['in_c']} channels: one channel at a time"
     if ints["mult"] == 1 and ints["in_c"] % 4 == 0:
@@ -125,12 +131,16 @@ def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
             raise ArtifactError(f"layer '{layer.name}': depthwise kernels taller than {MAX_DW_KERNEL_ROWS} rows")
         ring = ints["kh"] * ((ints["out_w"] - 1) * ints["sw"] + ints["kw"]) * ints["in_c"]
         reason = "channel multiplier 1, channels a multiple of 4: padded-row ring, 4 channels per SXTB16 pair"
+    if bits == 4:  # the unpacked weights go in front of the ring
+        unpacked = (weights.size + 3) // 4 * 4
+        reason = f"{int4.unpack_cost_reason(weights.size)} into scratch once per call; {reason}"
+        return single_step(DWCONV_S4, graph, layer, ints, consts=consts, scratch_bytes=unpacked + ring, reason=reason)
     return single_step(DWCONV, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
 
 
 FAMILY = OpFamily(
     name="depthwise",
     int_ops=(IntOp("depthwise_conv2d", depthwise_golden, dwconv_step, depthwise_macs),),
-    kernels=(DWCONV,),
-    headers=("kernels/mk_dwconv.h",),
+    kernels=(DWCONV, DWCONV_S4),
+    headers=("kernels/mk_dwconv.h", "kernels/mk_dwconv_s4.h"),
 )
