@@ -13,6 +13,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 run: setup
 	$(BIN)/malak-run $(ARGS)
 
+# Two workers, one test file each at a time (module fixtures, such as the smoke experiments'
+# shared cache, stay in one process); tests use one torch thread each.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

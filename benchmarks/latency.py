@@ -1,66 +1,47 @@
-"""CPU latency of FP32 and int8 variants of SimpleCNN (28x28x1) and MobileNetV2 (32x32x3), as JSON.
+"""CPU latency of FP32 and int8 SimpleCNN (28x28x1) and MobileNetV2 (32x32x3), through ``malak-run``, as JSON.
 
-    python benchmarks/latency.py --out outputs/bench/latency.json [--runs 200] [--warmup 10]
+    python benchmarks/latency.py --out benchmarks/results/latency.json [--runs 200] [--warmup 10]
+    python benchmarks/latency.py --out /tmp/small.json --extra stage.train.epochs=1 stage.train.max_batches_per_epoch=5
 
-Variants (batch 1, one thread, median of ``--runs`` calls after ``--warmup`` untimed calls):
+Each model is one ``malak-run +experiment=...`` (``latency`` for SimpleCNN on Fashion-MNIST,
+``latency_mobilenet_v2`` at 32x32x3), in a fresh cache so every timing is measured now; the
+figures are the profile node's (batch 1, one thread, median of ``--runs`` calls after
+``--warmup`` untimed calls, interleaved rounds):
 
 - torch_fp32: the eager PyTorch model;
-- torch_int8: the project's static PTQ model (torch.ao FX, x86 engine);
-- ort_fp32: the ONNX export in ONNX Runtime;
-- ort_int8: the portable QDQ file of ``quantize_onnx`` (int8 activations, per-channel weights);
+- torch_int8: the ptq_static model (torch.ao FX, x86 engine);
+- ort_fp32: the export_onnx file in ONNX Runtime;
+- ort_int8: the portable QDQ file of quantize_onnx (int8 activations, per-channel weights);
 - ort_int8_qop: its QOperator variant (QLinearConv..., uint8 activations x int8 weights).
 
-Weights are random (latency does not depend on their values); calibration uses real-shaped
-synthetic images. The output is ``{model: {variant: {median_ms, p90_ms, mean_ms, std_ms,
-speedup_vs_torch_fp32}}}`` plus ``_meta`` (machine, load average, versions, the ratios
-torch_int8/torch_fp32, ort_int8/ort_fp32 and best int8/torch_fp32). Timings are only as quiet as
-the machine: the load average before and after is recorded.
+The output is ``{model: {variant: {median_ms, p90_ms, mean_ms, std_ms, speedup_vs_torch_fp32}}}``
+plus ``_meta`` (machine, load average, versions, the commands, the ratios torch_int8/torch_fp32,
+ort_int8/ort_fp32 and best int8/torch_fp32). Timings are only as quiet as the machine: the load
+average before and after is recorded.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-MODELS = {
-    "simple_cnn": {"channels": 1, "image_size": 28},
-    "mobilenet_v2": {"channels": 3, "image_size": 32},
+from malak_cli import malak_run, node_record, nodes, write_report
+
+EXPERIMENTS = {"simple_cnn": "latency", "mobilenet_v2": "latency_mobilenet_v2"}
+PROFILE = "profile"
+# the profile node's input name -> the variant name of this benchmark's JSON
+VARIANTS = {
+    "torch_fp32": "torch_fp32",
+    "torch_int8": "torch_int8",
+    "onnx_fp32": "ort_fp32",
+    "onnx_int8": "ort_int8",
+    "onnx_int8_qop": "ort_int8_qop",
 }
 INT8 = ("torch_int8", "ort_int8", "ort_int8_qop")
-
-
-def build_variants(name: str, channels: int, image_size: int, workdir: Path) -> list:
-    """The five variants of one architecture (random weights, synthetic calibration images)."""
-    import torch
-
-    from malak_pipe.compress import StaticPTQ, StaticPTQConfig
-    from malak_pipe.data import DataConfig, load_dataset
-    from malak_pipe.deploy.onnx_export import export_onnx
-    from malak_pipe.deploy.onnx_quant import quantize_ort_static
-    from malak_pipe.deploy.profiler import ModelVariant
-    from malak_pipe.models import ModelConfig, build_model
-
-    torch.manual_seed(0)
-    data = load_dataset(
-        DataConfig(name="synthetic", channels=channels, image_size=image_size, num_classes=10, n_train=512, n_test=64)
-    )
-    module = build_model(ModelConfig(name=name, in_channels=channels, num_classes=10, image_size=image_size)).eval()
-    int8 = StaticPTQ(StaticPTQConfig(calibration_batches=8, calibration_batch_size=32)).quantize(module, data)
-    fp32 = export_onnx(module, (channels, image_size, image_size), workdir / f"{name}.onnx")
-    calibration = [b.numpy() for b in data.calibration_batches(8, 32)]
-    quantize_ort_static(fp32, calibration, workdir / f"{name}_qdq.onnx", qoperator_path=workdir / f"{name}_qop.onnx")
-    return [
-        ModelVariant("torch_fp32", "torch", module),
-        ModelVariant("torch_int8", "torch", int8, engine="x86"),
-        ModelVariant("ort_fp32", "onnx", fp32.path),
-        ModelVariant("ort_int8", "onnx", workdir / f"{name}_qdq.onnx"),
-        ModelVariant("ort_int8_qop", "onnx", workdir / f"{name}_qop.onnx"),
-    ]
+KEYS = ("median_ms", "p90_ms", "mean_ms", "std_ms", "speedup_vs_torch_fp32")
 
 
 def ratio(table: dict, slow: str, fast: str) -> float | None:
@@ -69,16 +50,12 @@ def ratio(table: dict, slow: str, fast: str) -> float | None:
     return None
 
 
-def bench_model(name: str, spec: dict, runs: int, warmup: int, workdir: Path) -> tuple[dict, dict]:
-    """{variant: stats} and the headline ratios of one architecture."""
-    from malak_pipe.deploy.configs import ProfileConfig
-    from malak_pipe.deploy.profiler import profile_variants
-
-    variants = build_variants(name, spec["channels"], spec["image_size"], workdir)
-    shape = (spec["channels"], spec["image_size"], spec["image_size"])
-    rows = profile_variants(variants, shape, ProfileConfig(warmup=warmup, runs=runs))
-    keys = ("median_ms", "p90_ms", "mean_ms", "std_ms", "speedup_vs_torch_fp32")
-    table = {row.variant: {k: row.as_dict()[k] for k in keys} for row in rows if row.stats is not None}
+def bench_model(experiment: str, overrides: list[str], workdir: Path) -> tuple[dict, dict, dict]:
+    """{variant: stats}, the headline ratios and the profile node's record, of one experiment."""
+    overrides = [f"+experiment={experiment}", *overrides]
+    run = malak_run(overrides, workdir, workdir / experiment, cache_dir=workdir / "cache")
+    latency = nodes(run.path)[PROFILE]["metrics"]["latency"]
+    table = {VARIANTS[slot]: {key: stats[key] for key in KEYS} for slot, stats in latency.items() if slot in VARIANTS}
     best = min((v for v in INT8 if v in table), key=lambda v: table[v]["median_ms"])
     ratios = {
         "torch_int8_vs_torch_fp32": ratio(table, "torch_fp32", "torch_int8"),
@@ -87,45 +64,53 @@ def bench_model(name: str, spec: dict, runs: int, warmup: int, workdir: Path) ->
         "best_int8": best,
         "best_int8_vs_torch_fp32": ratio(table, "torch_fp32", best),
     }
-    return table, ratios
+    return table, ratios, node_record(run.path, PROFILE)
 
 
-def environment() -> dict:
-    import onnxruntime
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__, "batch_size": 1, "threads": 1}  # fmt: skip
+def environment(record: dict) -> dict:
+    """The machine and versions the profile node recorded, and its setting."""
+    env, metrics = record["environment"], record["metrics"]
+    return {
+        "cpu": env["cpu"],
+        "cores": env["cpu_count"],
+        "python": env["python"],
+        "torch": env["torch"],
+        "onnxruntime": env["onnxruntime"],
+        "batch_size": metrics["batch_size"],
+        "threads": metrics["threads"],
+        "runs": metrics["runs"],
+        "warmup": metrics["warmup"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--runs", type=int, default=None, help="timed calls (default: the experiment's, 200)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default: the experiment's, 10)")
+    parser.add_argument("--models", nargs="*", default=list(EXPERIMENTS), choices=list(EXPERIMENTS))
+    parser.add_argument("--extra", nargs="*", default=[], help="more malak-run overrides, e.g. stage.train.epochs=1")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
+    settings = {"runs": args.runs, "warmup": args.warmup}
+    overrides = [f"stage.profile.{key}={value}" for key, value in settings.items() if value is not None] + args.extra
     result: dict = {}
-    meta: dict = {**environment(), "runs": args.runs, "warmup": args.warmup, "load_avg_before": os.getloadavg()}
+    meta: dict = {"load_avg_before": os.getloadavg(), "commands": {}}
     with tempfile.TemporaryDirectory(prefix="malak-bench-") as tmp:
         for name in args.models:
-            result[name], meta[f"{name}_ratios"] = bench_model(name, MODELS[name], args.runs, args.warmup, Path(tmp))
+            experiment = EXPERIMENTS[name]
+            result[name], meta[f"{name}_ratios"], record = bench_model(experiment, overrides, Path(tmp))
+            meta["commands"][name] = ["malak-run", f"+experiment={experiment}", *overrides]
+            meta.update(environment(record))
     meta["load_avg_after"] = os.getloadavg()
     result["_meta"] = meta
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_report(args.out, result)
     for name in args.models:
         line = ", ".join(
             f"{v} {s['median_ms']:.3f} ms (x{s['speedup_vs_torch_fp32']:.2f})" for v, s in result[name].items()
         )
         print(f"{name}: {line}")
         print(f"  {meta[f'{name}_ratios']}")
-    print(f"load average before {meta['load_avg_before']}, after {meta['load_avg_after']}; wrote {args.out}")
+    print(f"load average before {meta['load_avg_before']}, after {meta['load_avg_after']}")
     return 0
 
 
