@@ -301,6 +301,13 @@ def freeze_bn_stats(prepared: nn.Module) -> None:
         prepared.apply(intrinsic_qat.freeze_bn_stats)
 
 
+def float_weight(prepared: nn.Module, name: str) -> torch.Tensor:
+    """The float weight a static-prepared model quantizes for layer ``name`` (conv-bn folded)."""
+    layer = prepared.get_submodule(name)
+    weight = getattr(layer, "weight", None)
+    return weight if isinstance(weight, torch.Tensor) else layer[0].weight
+
+
 def calibrate(prepared: nn.Module, batches: list[torch.Tensor]) -> None:
     """Run calibration batches through the observers of a prepared model."""
     prepared.eval()

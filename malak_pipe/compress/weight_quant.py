@@ -7,8 +7,8 @@
   clips nothing, and keeps per channel the one whose round-to-nearest, clamped to the integer
   range, has the smallest squared error. The min-max scale is among the candidates, so the
   error is never larger than plain min-max with round-to-nearest;
-* :func:`weight_error`: that squared error, relative to the weights' energy (what the
-  sensitivity table reports for each clip).
+* :func:`weight_error`: the squared error of quantized weights relative to the weights' energy
+  (what the sensitivity table reports for each clip).
 
 Pure torch (no torch.ao): ``_quant_backend`` wraps the search in an observer.
 """
@@ -104,9 +104,8 @@ def mse_channel_scales(
     return best.to(minmax_scales.dtype)
 
 
-def weight_error(weight: torch.Tensor, scales: torch.Tensor, qmin: int, qmax: int) -> float:
-    """Squared error of round-to-nearest with ``scales``, relative to the squared weights."""
+def weight_error(weight: torch.Tensor, dequantized: torch.Tensor) -> float:
+    """Squared error of quantized weights relative to the squared weights (0 for zero weights)."""
     rows = _rows(weight)
     energy = float((rows**2).sum())
-    err = float(((_rounded(rows, scales.detach().double(), qmin, qmax) - rows) ** 2).sum())
-    return err / energy if energy else 0.0
+    return float(((_rows(dequantized) - rows) ** 2).sum()) / energy if energy else 0.0

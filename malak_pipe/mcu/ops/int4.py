@@ -116,3 +116,37 @@ def weight_info(step: Any) -> dict[str, int | None]:
     if weights is None:
         return {"weight_bits": None, "weight_bytes": None}
     return {"weight_bits": int(step.ints.get("wbits", 8)), "weight_bytes": int(weights.nbytes)}
+
+
+def firmware_weight_bytes(kind: str, weight_shape: tuple[int, ...], groups: int, bits: int) -> int:
+    """Bytes of a layer's weights in the firmware's constants at ``bits``, from its torch shape.
+
+    ``kind``: conv (weights Cout x Cin/groups x KH x KW, or x K for 1-D), depthwise (Cout x 1
+    x KH x KW) or linear (Cout x K). The layer's step is planned as the code generator plans it
+    (padded rows, q15 first-layer weights, row pairs), so this is what the flash holds.
+    """
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.mcu.ir import IntGraph, QTensor
+    from malak_pipe.mcu.ops import REGISTRY
+    from malak_pipe.mcu.ops.onnx_params import requant
+
+    out_c = weight_shape[0]
+    if kind == "linear":
+        x, y, op = QTensor("x", (weight_shape[1],), 1.0, 0), QTensor("y", (out_c,), 1.0, 0), "fully_connected"
+        weights, attrs = np.zeros(weight_shape, dtype=np.int8), {}
+    else:
+        kh, kw = (1, weight_shape[2]) if len(weight_shape) == 3 else weight_shape[2:]
+        cin = weight_shape[1] * groups
+        x, y = QTensor("x", (kh, kw, cin), 1.0, 0), QTensor("y", (1, 1, out_c), 1.0, 0)
+        attrs = {"kernel": [kh, kw], "stride": [1, 1], "pads": [0, 0, 0, 0]}
+        if kind == "depthwise":
+            op, weights = "depthwise_conv2d", np.zeros((kh, kw, out_c), dtype=np.int8)
+            attrs["depth_multiplier"] = out_c // cin
+        else:
+            op, weights = "conv2d", np.zeros((out_c, kh, kw, weight_shape[1]), dtype=np.int8)
+            attrs.update({"groups": groups} if groups > 1 else {})
+    attrs.update({"act_min": -128, "act_max": 127, **({BITS_ATTR: 4} if bits == 4 else {})})
+    arrays = {"weights": weights, "bias": np.zeros(out_c, dtype=np.int32), **requant(np.full(out_c, 0.25))}
+    layer = Layer("layer", op, ["x"], "y", attrs, arrays)
+    step = REGISTRY.int_op(layer).build_step(IntGraph({"x": x, "y": y}, [layer], "x", "y"), layer, CodegenOptions())
+    return int(step.consts["weights"].nbytes)
