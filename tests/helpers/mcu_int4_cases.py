@@ -30,3 +30,28 @@ def with_4bit_weights(rng: np.random.Generator, layers: list[Layer]) -> None:
         if rng.random() < 0.6:  # else the outputs sit near the zero point: both requantizations covered
             layer.arrays["shift"] = layer.arrays["shift"] + 4
         layer.attrs["weight_bits"] = 4
+
+
+def one_layer_graph(op: str, bits: int, seed: int = 0):
+    """A conv (3x3, 32 -> 64 on 14x14), fully connected (3136 -> 128) or depthwise (3x3, 64 on
+    16x16) layer with ``bits``-bit weights: SimpleCNN's conv2 and fc1 shapes, and a MobileNet-like
+    depthwise layer. The rescale follows the weights' size so outputs spread alike."""
+    from malak_pipe.mcu.ir import IntGraph, QTensor
+    from malak_pipe.mcu.ops.onnx_params import requant
+
+    rng = np.random.default_rng(seed)
+    window = {"kernel": [3, 3], "stride": [1, 1], "pads": [1, 1, 1, 1]}
+    shapes = {
+        "conv2d": ((14, 14, 32), (14, 14, 64), (64, 3, 3, 32), window),
+        "fully_connected": ((3136,), (128,), (128, 3136), {}),
+        "depthwise_conv2d": ((16, 16, 64), (16, 16, 64), (3, 3, 64), {**window, "depth_multiplier": 1}),
+    }
+    x_shape, y_shape, w_shape, attrs = shapes[op]
+    low, high = (-8, 8) if bits == 4 else (-127, 128)
+    weights = rng.integers(low, high, size=w_shape).astype(np.int8)
+    taps = int(np.prod(w_shape[1:])) if op != "depthwise_conv2d" else 9
+    real = np.full(y_shape[-1], 1.0 / (high * np.sqrt(taps) * 4))
+    arrays = {"weights": weights, "bias": rng.integers(-1000, 1000, size=y_shape[-1]).astype(np.int32), **requant(real)}
+    attrs = {**attrs, "act_min": -128, "act_max": 127, **({"weight_bits": 4} if bits == 4 else {})}
+    tensors = {"x": QTensor("x", x_shape, 0.02, -3), "y": QTensor("y", y_shape, 0.05, 5)}
+    return IntGraph(tensors, [Layer("layer", op, ["x"], "y", attrs, arrays)], "x", "y")
