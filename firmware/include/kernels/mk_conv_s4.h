@@ -14,6 +14,26 @@
 #include "mk_s4.h"
 #include "mk_im2col.h"
 
+/* one group of the DSP loop of mk_dot_2x2_s4 (operands named as in its asm statement) */
+#define MK_S4_GROUP_2X2 \
+    "ldr %[wv], [%[wp]], #4\n\t" \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    "and %[lo], %[m], %[wv], lsl #4\n\t" \
+    "and %[wv], %[wv], %[m]\n\t" \
+    "sxtb16 %[l13], %[lo], ror #8\n\t" \
+    "sxtb16 %[lo], %[lo]\n\t" \
+    "sxtb16 %[h13], %[wv], ror #8\n\t" \
+    "sxtb16 %[wv], %[wv]\n\t" \
+    "smlad %[s00], %[lo], %[x0], %[s00]\n\t" \
+    "smlad %[s10], %[wv], %[x0], %[s10]\n\t" \
+    "smlad %[s00], %[l13], %[x1], %[s00]\n\t" \
+    "smlad %[s10], %[h13], %[x1], %[s10]\n\t" \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    "smlad %[s01], %[lo], %[x0], %[s01]\n\t" \
+    "smlad %[s11], %[wv], %[x0], %[s11]\n\t" \
+    "smlad %[s01], %[l13], %[x1], %[s01]\n\t" \
+    "smlad %[s11], %[h13], %[x1], %[s11]\n\t"
+
 /* One group of 4 taps of a row pair (one packed word) x 2 pixels (x: 4 words), sums x 16. */
 MK_INLINE void mk_group_2x2_s4(const int32_t *x, int32_t wv, int32_t *s)
 {
@@ -45,40 +65,8 @@ MK_INLINE void mk_dot_2x2_s4(const int32_t *x, const int8_t *w, int k4, int32_t 
         const uint32_t mask = MK_S4_MASK;
         __asm__ volatile(
             "1:\n\t"
-            "ldr %[wv], [%[wp]], #4\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "and %[lo], %[m], %[wv], lsl #4\n\t"
-            "and %[wv], %[wv], %[m]\n\t"
-            "sxtb16 %[l13], %[lo], ror #8\n\t"
-            "sxtb16 %[lo], %[lo]\n\t"
-            "sxtb16 %[h13], %[wv], ror #8\n\t"
-            "sxtb16 %[wv], %[wv]\n\t"
-            "smlad %[s00], %[lo], %[x0], %[s00]\n\t"
-            "smlad %[s10], %[wv], %[x0], %[s10]\n\t"
-            "smlad %[s00], %[l13], %[x1], %[s00]\n\t"
-            "smlad %[s10], %[h13], %[x1], %[s10]\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s01], %[lo], %[x0], %[s01]\n\t"
-            "smlad %[s11], %[wv], %[x0], %[s11]\n\t"
-            "smlad %[s01], %[l13], %[x1], %[s01]\n\t"
-            "smlad %[s11], %[h13], %[x1], %[s11]\n\t"
-            "ldr %[wv], [%[wp]], #4\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "and %[lo], %[m], %[wv], lsl #4\n\t"
-            "and %[wv], %[wv], %[m]\n\t"
-            "sxtb16 %[l13], %[lo], ror #8\n\t"
-            "sxtb16 %[lo], %[lo]\n\t"
-            "sxtb16 %[h13], %[wv], ror #8\n\t"
-            "sxtb16 %[wv], %[wv]\n\t"
-            "smlad %[s00], %[lo], %[x0], %[s00]\n\t"
-            "smlad %[s10], %[wv], %[x0], %[s10]\n\t"
-            "smlad %[s00], %[l13], %[x1], %[s00]\n\t"
-            "smlad %[s10], %[h13], %[x1], %[s10]\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "smlad %[s01], %[lo], %[x0], %[s01]\n\t"
-            "smlad %[s11], %[wv], %[x0], %[s11]\n\t"
-            "smlad %[s01], %[l13], %[x1], %[s01]\n\t"
-            "smlad %[s11], %[h13], %[x1], %[s11]\n\t"
+            MK_S4_GROUP_2X2
+            MK_S4_GROUP_2X2
             "cmp %[xp], %[xe]\n\t"
             "bne 1b\n\t"
             : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [xp] "+r"(x), [wp] "+r"(w),

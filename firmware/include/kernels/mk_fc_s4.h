@@ -14,6 +14,31 @@
 #include "mk_requant.h"
 #include "mk_s4.h"
 
+/* one group of the DSP loop of mk_fc_block_s4 (operands named as in its asm statement) */
+#define MK_S4_GROUP_4X1 \
+    "ldrd %[x0], %[x1], [%[xp]], #8\n\t" \
+    "ldrd %[a], %[b], [%[wp]], #8\n\t" \
+    "and %[lo], %[m], %[a], lsl #4\n\t" \
+    "and %[a], %[a], %[m]\n\t" \
+    "sxtb16 %[u], %[lo], ror #8\n\t" \
+    "sxtb16 %[lo], %[lo]\n\t" \
+    "smlad %[s0], %[lo], %[x0], %[s0]\n\t" \
+    "smlad %[s0], %[u], %[x1], %[s0]\n\t" \
+    "sxtb16 %[u], %[a], ror #8\n\t" \
+    "sxtb16 %[a], %[a]\n\t" \
+    "smlad %[s1], %[a], %[x0], %[s1]\n\t" \
+    "smlad %[s1], %[u], %[x1], %[s1]\n\t" \
+    "and %[lo], %[m], %[b], lsl #4\n\t" \
+    "and %[b], %[b], %[m]\n\t" \
+    "sxtb16 %[u], %[lo], ror #8\n\t" \
+    "sxtb16 %[lo], %[lo]\n\t" \
+    "smlad %[s2], %[lo], %[x0], %[s2]\n\t" \
+    "smlad %[s2], %[u], %[x1], %[s2]\n\t" \
+    "sxtb16 %[u], %[b], ror #8\n\t" \
+    "sxtb16 %[b], %[b]\n\t" \
+    "smlad %[s3], %[b], %[x0], %[s3]\n\t" \
+    "smlad %[s3], %[u], %[x1], %[s3]\n\t"
+
 /* One group of 4 taps of a 4-row block (two packed words) against q15 x (2 words), sums x 16. */
 MK_INLINE void mk_group_4x1_s4(const int32_t *x, const int8_t *w, int32_t *t)
 {
@@ -30,34 +55,19 @@ MK_INLINE void mk_fc_block_s4(const int32_t *col, const int8_t *wp, int k4, int3
 {
     const int32_t *x = col;
     const int32_t *const xe = col + (k4 >> 1);
+    if ((k4 >> 2) & 1) { /* an odd group first: the DSP loop takes two per branch */
+        mk_group_4x1_s4(x, wp, t);
+        x += 2;
+        wp += 8;
+    }
 #if defined(MK_DSP)
     if (x != xe) {
         int32_t s0 = t[0], s1 = t[1], s2 = t[2], s3 = t[3], a, b, lo, u, x0, x1;
         const uint32_t mask = MK_S4_MASK;
         __asm__ volatile(
             "1:\n\t"
-            "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-            "ldrd %[a], %[b], [%[wp]], #8\n\t"
-            "and %[lo], %[m], %[a], lsl #4\n\t"
-            "and %[a], %[a], %[m]\n\t"
-            "sxtb16 %[u], %[lo], ror #8\n\t"
-            "sxtb16 %[lo], %[lo]\n\t"
-            "smlad %[s0], %[lo], %[x0], %[s0]\n\t"
-            "smlad %[s0], %[u], %[x1], %[s0]\n\t"
-            "sxtb16 %[u], %[a], ror #8\n\t"
-            "sxtb16 %[a], %[a]\n\t"
-            "smlad %[s1], %[a], %[x0], %[s1]\n\t"
-            "smlad %[s1], %[u], %[x1], %[s1]\n\t"
-            "and %[lo], %[m], %[b], lsl #4\n\t"
-            "and %[b], %[b], %[m]\n\t"
-            "sxtb16 %[u], %[lo], ror #8\n\t"
-            "sxtb16 %[lo], %[lo]\n\t"
-            "smlad %[s2], %[lo], %[x0], %[s2]\n\t"
-            "smlad %[s2], %[u], %[x1], %[s2]\n\t"
-            "sxtb16 %[u], %[b], ror #8\n\t"
-            "sxtb16 %[b], %[b]\n\t"
-            "smlad %[s3], %[b], %[x0], %[s3]\n\t"
-            "smlad %[s3], %[u], %[x1], %[s3]\n\t"
+            MK_S4_GROUP_4X1
+            MK_S4_GROUP_4X1
             "cmp %[xp], %[xe]\n\t"
             "bne 1b\n\t"
             : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(x), [wp] "+r"(wp),

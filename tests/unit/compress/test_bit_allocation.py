@@ -94,7 +94,8 @@ def test_budgets_set_the_saving_needed():
 
 def test_the_plan_puts_the_cheapest_layers_at_four_bits_with_their_clips():
     plan = plan_bits(MixedPrecisionConfig(budget="weight_bytes", weight_bytes=5_100), TABLE)
-    assert plan.bits.four_bit() == ("fc1", "fc2")  # 4,020 B needed: fc1 + fc2 (4,056 B) cost 0.1 pp (a gain counts as 0)
+    # 4,020 B needed: fc1 + fc2 (4,056 B) cost 0.1 pp (a gain counts as 0)
+    assert plan.bits.four_bit() == ("fc1", "fc2")
     assert plan.clips == {"fc1": "minmax", "fc2": "minmax"} and plan.bits.clip_of("fc1") == "minmax"
     assert plan.predicted_drop_pp == pytest.approx(0.0) and plan.unit == "bytes"
     figures = weight_figures(TABLE, plan.selection.names)

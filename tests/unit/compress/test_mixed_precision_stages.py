@@ -10,27 +10,14 @@ import yaml
 
 from malak_pipe.compress.artifact import TORCH_MODEL_INT8
 from malak_pipe.compress.sensitivity_report import PNG_SIGNATURE, SENSITIVITY_PLOT
-from malak_pipe.data.artifact import DATASET
 from malak_pipe.engine.registry import get_stage
 from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ArtifactError, ConfigError
-from malak_pipe.models import ModelArtifact
-from malak_pipe.models.artifact import TORCH_MODEL
-
-from .conftest import MODEL
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 ROOT = Path(__file__).resolve().parents[3]
 PTQ = {"calibration_batches": 2, "calibration_batch_size": 32, "observer": "minmax"}
 TARGET = yaml.safe_load((ROOT / "conf" / "target" / "mps2_an500.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, dataset, _trained):
-    root = tmp_path_factory.mktemp("inputs")
-    DATASET.save(dataset, root / "data.json")
-    TORCH_MODEL.save(ModelArtifact(MODEL, _trained), root / "model.pt")
-    return {"model": root / "model.pt", "data": root / "data.json"}
 
 
 @pytest.fixture(scope="module")

@@ -85,8 +85,8 @@ def mixed_cnn(tmp_path_factory):
         quantizer = quantizer.with_weight_bits(WeightBitsConfig(layers=layers))
         int8 = quantizer.quantize(model, data)
         paths[name] = tmp / f"{name}.onnx"
-        config = TorchQDQConfig(activation_type="int8")
-        export_torch_int8_qdq(int8, data.input_shape, paths[name], config, calibration_sample=sample, int4_layers=layers)
+        config, export = TorchQDQConfig(activation_type="int8"), {"calibration_sample": sample, "int4_layers": layers}
+        export_torch_int8_qdq(int8, data.input_shape, paths[name], config, **export)
         paths[f"{name}_torch"] = int8
     return data, paths, tmp
 
@@ -128,7 +128,8 @@ def test_the_lowering_reads_int4_and_the_golden_reference_and_host_c_match(mixed
     steps = {layer["kernel"] + str(layer["weight_bits"]): layer for layer in plan["layers"]}
     assert {"conv4", "fc4", "conv18", "fc8"} <= set(steps) and "4-bit weights" in steps["fc4"]["reason"]
     saved = int8_plan["param_bytes"] - generated.param_bytes
-    assert saved == sum(a["weight_bytes"] - b["weight_bytes"] for a, b in zip(int8_plan["layers"], plan["layers"]))
+    pairs = zip(int8_plan["layers"], plan["layers"], strict=True)
+    assert saved == sum(a["weight_bytes"] - b["weight_bytes"] for a, b in pairs)
     assert saved == 64 * 288 // 2 + 10 * 128 // 2  # half of conv2's and fc2's weight bytes
 
 
