@@ -75,8 +75,7 @@ def run_figures(results: dict[str, Any]) -> dict[str, Any]:
         "golden_top1": sim["golden_top1"],
         "bit_exact_rate": sim["bit_exact_rate"],
         "int8_on_target_top1": sim8["top1"],
-        "layers_on_target": sim["layers"],
-        "int8_layers_on_target": sim8["layers"],
+        "four_bit_layers_on_target": four_bit_layer_ratios(sim8["layers"], sim["layers"]),
     }
     for name in VARIANTS:
         metrics = results[name]["metrics"]
@@ -88,6 +87,26 @@ def run_figures(results: dict[str, Any]) -> dict[str, Any]:
             "weight_bytes": metrics["weight_bytes"],
         }
     return figures
+
+
+def four_bit_layer_ratios(int8_layers: list[dict], layers: list[dict]) -> list[dict[str, Any]]:
+    """Instructions per MAC of every 4-bit layer on target against the same layer at 8 bits."""
+    at_8 = {layer["name"]: layer for layer in int8_layers}
+    rows = []
+    for layer in layers:
+        reference = at_8.get(layer["name"])
+        if layer.get("weight_bits") == 4 and reference and reference["instructions_per_mac"]:
+            rows.append(
+                {
+                    "layer": layer["name"],
+                    "kernel": layer["kernel"],
+                    "macs": layer["macs"],
+                    "int8_instructions_per_mac": reference["instructions_per_mac"],
+                    "int4_instructions_per_mac": layer["instructions_per_mac"],
+                    "ratio": layer["instructions_per_mac"] / reference["instructions_per_mac"],
+                }
+            )
+    return rows
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
