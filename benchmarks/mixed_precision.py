@@ -8,7 +8,8 @@ Drives ``malak-run experiment=mixed_precision_fmnist`` (train, int8 PTQ and its 
 per-layer sensitivity, the 4-bit layers under the 256 KB target's flash, INT4 QDQ, C code,
 firmware, QEMU; all-int4 PTQ with min-max and MSE clips, all-int4 QAT and a random choice
 under the same budget beside it) once per seed, then again for seed 0 with each flash budget
-of ``--budgets`` (``budget=flash_bytes`` on the 4 MB board, so every budget builds) and extra
+of ``--budgets`` and the floor where every layer is at 4 bits (``budget=flash_bytes`` on the
+4 MB board, so every budget builds; only the mixed chain and the random control run) and extra
 random draws under the 256 KB budget. Every figure is read from the runs' results.json:
 
 * per seed: int8 and mixed test top-1, the drop vs int8 and FP32, flash and instructions per
@@ -34,7 +35,8 @@ from malak_cli import malak_run, nodes, write_report  # noqa: E402
 KB = 1024
 FLASH_280KB = 280 * KB
 FLASH_256KB = 256 * KB
-BUDGETS = (FLASH_280KB, FLASH_256KB, 252 * KB, 248 * KB, 244 * KB, 240 * KB)
+BUDGETS = (FLASH_280KB, FLASH_256KB, 252 * KB, 248 * KB, 244 * KB)
+"""Flash budgets of the sweep; the one every layer at 4 bits meets is added (the floor)."""
 VARIANTS = ("mixed_precision", "mixed_random", "all_int4_minmax", "all_int4_mse", "all_int4_qat")
 
 
@@ -50,11 +52,11 @@ def overrides(args: argparse.Namespace, seed: int) -> list[str]:
     ]
 
 
-def run_figures(results: dict[str, Any]) -> dict[str, Any]:
-    """What one run measured: int8 and mixed on torch and on target, and the comparison nodes."""
+def mcu_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The int8 and mixed models of one run, on torch and on target."""
     int8, mixed = results["ptq_static"]["metrics"], results["mixed_precision"]["metrics"]
     sim8, sim = results["sim_int8"]["metrics"], results["sim_run"]["metrics"]
-    figures = {
+    return {
         "fp32_test_top1": results["train"]["metrics"]["test_top1"],
         "int8_test_top1": int8["test_top1"],
         "mixed_test_top1": mixed["test_top1"],
@@ -77,12 +79,18 @@ def run_figures(results: dict[str, Any]) -> dict[str, Any]:
         "int8_on_target_top1": sim8["top1"],
         "four_bit_layers_on_target": four_bit_layer_ratios(sim8["layers"], sim["layers"]),
     }
-    for name in VARIANTS:
+
+
+def variant_figures(results: dict[str, Any], names: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
+    """Accuracy, 4-bit layers and weight bytes of the comparison nodes."""
+    figures = {}
+    for name in names:
         metrics = results[name]["metrics"]
         figures[name] = {
             "test_top1": metrics["test_top1"],
             "val_top1": metrics["val_top1"],
             "test_drop_vs_int8_pp": metrics["test_top1_drop_vs_int8_pp"],
+            "val_drop_vs_int8_pp": metrics["val_top1_drop_vs_int8_pp"],
             "four_bit_layers": metrics["four_bit_layers"],
             "weight_bytes": metrics["weight_bytes"],
         }
@@ -113,20 +121,25 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def budget_sweep(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """Seed 0 under each flash budget (on the 4 MB board, so a budget above 256 KB still builds)."""
+def budget_sweep(args: argparse.Namespace, workdir: Path, budgets: list[int]) -> list[dict[str, Any]]:
+    """Seed 0 under each flash budget (on the 4 MB board, so a budget above 256 KB still builds);
+    only the mixed model's chain and the random control run."""
     rows = []
-    for budget in args.budgets:
-        extra = ["target=mps2_an500", "stage.mixed_precision.budget=flash_bytes"]
+    for budget in budgets:
+        extra = ["target=mps2_an500", "stage.mixed_precision.budget=flash_bytes", "run.only=[sim_run,mixed_random]"]
         extra.append(f"stage.mixed_precision.flash_bytes={budget}")
         run = malak_run([*overrides(args, args.seeds[0]), *extra], workdir, workdir / "runs" / f"budget_{budget}")
         results = nodes(run.path)
-        if results["mixed_precision"]["status"] not in ("ok", "cached"):
-            rows.append({"budget_bytes": budget, "status": results["mixed_precision"]["status"]})
-            continue
-        figures = run_figures(results)
-        rows.append({"budget_bytes": budget, **{k: figures[k] for k in SWEEP_KEYS}, "random": figures["mixed_random"]})
+        figures = mcu_figures(results)
+        random = variant_figures(results, ("mixed_random",))["mixed_random"]
+        rows.append({"budget_bytes": budget, **{k: figures[k] for k in SWEEP_KEYS}, "random": random})
     return rows
+
+
+def floor_budget(figures: dict[str, Any], sensitivity: dict[str, Any]) -> int:
+    """A flash budget every layer at 4 bits meets: the int8 flash less all the savings, the
+    margin (1024 B) and room for the int4 kernels' code (1024 B)."""
+    return figures["int8_flash_bytes"] - sensitivity["bytes_saved_all_int4"] + 2048
 
 
 SWEEP_KEYS = (
@@ -202,9 +215,11 @@ def main() -> None:
     for seed in args.seeds:
         run = malak_run(overrides(args, seed), workdir, workdir / "runs" / f"seed_{seed}")
         results = nodes(run.path)
-        per_seed.append({"seed": seed, "wall_s": run.wall_s, **run_figures(results)})
+        per_seed.append({"seed": seed, "wall_s": run.wall_s, **mcu_figures(results), **variant_figures(results)})
         sensitivity = sensitivity or results["sensitivity"]["metrics"]
-    sweep, draws = budget_sweep(args, workdir), random_draws(args, workdir)
+    floor = floor_budget(per_seed[0], sensitivity)
+    budgets = sorted({*(b for b in args.budgets if b > floor), floor}, reverse=True)
+    sweep, draws = budget_sweep(args, workdir, budgets), random_draws(args, workdir)
     report = {
         "command": " ".join(sys.argv),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -91,7 +91,7 @@ class MixedPrecisionConfig(CompressionConfig):
     flash_bytes: PositiveInt | None = None
     weight_bytes: PositiveInt | None = None
     average_bits: float | None = Field(default=None, ge=4.0, le=8.0)
-    flash_margin_bytes: NonNegativeInt = 2048
+    flash_margin_bytes: NonNegativeInt = 1024
     solver: Solver = "knapsack"
     cost: Literal["val_drop", "kl"] = "val_drop"
     clip: Literal["minmax", "mse", "auto"] = "auto"
