@@ -126,8 +126,12 @@ def budget_sweep(args: argparse.Namespace, workdir: Path, budgets: list[int]) ->
     only the mixed model's chain and the random control run."""
     rows = []
     for budget in budgets:
-        extra = ["target=mps2_an500", "stage.mixed_precision.budget=flash_bytes", "run.only=[sim_run,mixed_random]"]
-        extra.append(f"stage.mixed_precision.flash_bytes={budget}")
+        extra = [
+            "target=mps2_an500",
+            "stage.mixed_precision.budget=flash_bytes",
+            f"stage.mixed_precision.flash_bytes={budget}",
+            "run.only=[sim_run,sim_int8,mixed_random]",
+        ]
         run = malak_run([*overrides(args, args.seeds[0]), *extra], workdir, workdir / "runs" / f"budget_{budget}")
         results = nodes(run.path)
         figures = mcu_figures(results)
