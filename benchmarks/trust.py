@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from malak_cli import MALAK_RUN, malak_run, nodes  # noqa: E402
 
 TIMING_NODES = {"profile"}  # its report is wall-clock figures by design
-KILLS = [("train", 0.5), ("prune_structured", 0.2), ("export_onnx", 0.3), ("codegen", 0.2), ("sim_run", 0.2)]
+# in the default pipeline's order, so each launch is killed in a node it computes
+KILLS = [("train", 0.5), ("export_onnx", 0.3), ("prune_structured", 0.2), ("codegen", 0.2), ("sim_run", 0.2)]
 
 
 def output_hashes(run_dir: Path) -> dict[str, dict[str, str]]:
@@ -74,18 +76,25 @@ def kill_during(work: Path, cache: Path, node: str, delay: float) -> bool:
 
 
 def kills(work: Path, clean: dict[str, dict[str, str]]) -> dict:
+    """A chain of kills through the pipeline: each launch resumes the previous kill and is killed
+    in a later node (so that node is computing, not cached); after each kill a copy of the cache
+    is resumed to the end and its outputs compared with the clean run's."""
     cache = work / "kill-cache"
     rows = []
     for index, (node, delay) in enumerate(KILLS):
         landed = kill_during(work, cache, node, delay)
-        resumed = malak_run([], work, work / f"resumed{index}", cache_dir=cache)
+        copy = work / f"kill-cache-{index}"
+        shutil.copytree(cache, copy, symlinks=True)
+        resumed = malak_run([], work, work / f"resumed{index}", cache_dir=copy)
         got = output_hashes(resumed.path)
         statuses = {n: r["status"] for n, r in nodes(resumed.path).items()}
         identical = all(got.get(n) == clean[n] for n in clean if n not in TIMING_NODES)
         rows.append({"killed_in": node, "delay_s": delay, "landed_before_node_end": landed,
-                     "recomputed": sorted(n for n, s in statuses.items() if s == "ok"), "identical": identical})
+                     "recomputed_on_resume": sorted(n for n, s in statuses.items() if s == "ok"),
+                     "identical": identical})
+    leftovers = sum(1 for i in range(len(KILLS)) for _ in (work / f"kill-cache-{i}" / "tmp").glob("*"))
     return {"kills": rows, "resumes_identical": sum(r["identical"] for r in rows), "moments": len(rows),
-            "staging_leftovers": len(list((cache / "tmp").iterdir())) if (cache / "tmp").exists() else 0}
+            "staging_leftovers_after_resume": leftovers}
 
 
 MODEL = """

@@ -10,7 +10,7 @@ from malak_pipe.stage import ExternalCode, Stage, StageConfig, StageContext, Sta
 
 class CodegenConfig(StageConfig, CodegenOptions):
     """The fields of :class:`malak_pipe.mcu.codegen_options.CodegenOptions` (fuse_pool,
-    host_check_images, seed), validated as a stage config."""
+    host_check_images, seed, softmax), validated as a stage config."""
 
 
 class Codegen(Stage):
@@ -37,7 +37,7 @@ class Codegen(Stage):
         from malak_pipe.mcu.selfcheck import host_check
 
         cfg = cast(CodegenConfig, cfg)
-        graph = lower_onnx(ctx.load("model"))
+        graph = lower_onnx(ctx.load("model"), host_softmax=cfg.softmax == "host")
         warnings: list[str] = []
         with ctx.output_path("sources") as path:
             path.mkdir(parents=True, exist_ok=True)

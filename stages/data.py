@@ -1,8 +1,12 @@
 """The ``data`` stage: load a dataset into memory and split it into train / val / test.
 
-Its config is the ``data`` group (conf/data/*.yaml), wired as ``config: ${data}``. The source
-fingerprint (a hash of the dataset's files, or of its generating parameters) enters the cache
-key, so changed files on disk invalidate the cached node.
+Its config is the ``data`` group (conf/data/*.yaml), wired as ``config: ${data}``: a named
+dataset or the user's own (``image_folder``, ``arrays``, ``factory``). The source fingerprint
+(a hash of the dataset's files or samples, or of its generating parameters) enters the cache
+key, so changed files on disk invalidate the cached node; computing it also checks a user's
+data (missing files, empty classes, mixed sizes, NaN, labels out of range), so bad data is a
+config-time error (exit 2) before anything trains. A factory's module enters the key through
+``DataConfig.code_modules``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class Data(Stage):
     Config = DataStageConfig
     inputs = {}
     outputs = {"dataset": "dataset"}
-    description = "load a dataset (digits, fashion_mnist, cifar10, synthetic) and split train/val/test"
+    description = "load a named dataset or your own (image_folder, arrays, factory) and split train/val/test"
     summary = {"n_train": "train {}"}
 
     @classmethod

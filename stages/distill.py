@@ -93,6 +93,7 @@ class Distill(Stage):
                 hint="set student: ${model} (the run's model) or a model config "
                 "such as {name: simple_cnn, width_mult: 0.5}",
             )
-        check_model_fits_data(cfg.student, data.input_shape, data.num_classes, "student")
+        student = cfg.student.for_data(data.input_shape, data.num_classes)  # fields left null follow the data
+        check_model_fits_data(student, data.input_shape, data.num_classes, "student")
         seed_everything(cfg.train.seed)
-        return cfg.student, build_model(cfg.student)
+        return student, build_model(student)

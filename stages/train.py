@@ -39,15 +39,16 @@ class Train(Stage):
 
         cfg = cast(TrainConfig, cfg)
         data = ctx.load("data")
-        check_model_fits_data(cfg.model, data.input_shape, data.num_classes, "model")
+        model_cfg = cfg.model.for_data(data.input_shape, data.num_classes)  # fields left null follow the data
+        check_model_fits_data(model_cfg, data.input_shape, data.num_classes, "model")
         settings = FitSettings(**cfg.model_dump(exclude={"model"}))
         seed_everything(settings.seed)
-        module = build_model(cfg.model)
+        module = build_model(model_cfg)
         with training_progress(ctx, data, settings, "train") as bar:
             result = fit(module, data, settings, progress=bar)
         test = evaluate(module, data, "test")
         val_top1 = evaluate(module, data, "val").top1 if len(data.val) else None
-        ctx.save("model", ModelArtifact(config=cfg.model, module=module))
+        ctx.save("model", ModelArtifact(config=model_cfg, module=module))
         val_text = "n/a" if val_top1 is None else f"{val_top1:.4f}"
         ctx.log(f"best epoch {result.best_epoch}/{settings.epochs}: val {val_text}, test {test.top1:.4f}")
         metrics: dict[str, Any] = {

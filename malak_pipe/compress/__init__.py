@@ -1,12 +1,18 @@
 """Compression techniques as a small Python API: quantize, prune, distill.
 
-Every technique is a class taking one versioned config object (see ``configs``)::
+Every technique is a class taking one versioned config object (see ``configs``), any
+``nn.Module`` and standard DataLoaders (or any iterable of (inputs, labels) batches; the
+library's in-memory Dataset is the fast path)::
 
     from malak_pipe.compress import QAT, QATConfig
     qat = QAT(QATConfig(backend="x86"))
-    prepared = qat.prepare(model)
-    qat.train(prepared, data, settings)
-    int8 = qat.convert(prepared)
+    model = qat.prepare(model)
+    model = qat.train(model, train_loader, val_loader, epochs=5)
+    int8 = qat.convert(model)
+
+    int8 = StaticPTQ(StaticPTQConfig()).quantize(model, train_loader)        # calibrate on a loader
+    MagnitudePruner(MagnitudePruneConfig(sparsity=0.5)).run(model, train_loader, FitSettings(epochs=2), val=val_loader)
+    student = KnowledgeDistiller(DistillConfig()).train(student, teacher, train_loader, val_loader, epochs=5)
 
 The configs import no torch; the techniques are imported on first use, so stage plugins can
 validate their configs without loading torch.

@@ -283,6 +283,11 @@ def dynamic_param_fraction(module: nn.Module, layers: tuple[str, ...]) -> float:
     return covered / total if total else 0.0
 
 
+def has_fake_quant(module: nn.Module) -> bool:
+    """Whether ``module`` holds fake-quantizers (a model prepared for QAT)."""
+    return any(isinstance(layer, tq.FakeQuantizeBase) for layer in module.modules())
+
+
 def freeze_observers(prepared: nn.Module) -> None:
     """Stop updating the ranges of every observer/fake-quantizer (QAT, after epoch K)."""
     with quiet_torch_ao():

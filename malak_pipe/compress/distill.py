@@ -2,6 +2,7 @@
 
     distiller = KnowledgeDistiller(DistillConfig(alpha=0.7, temperature=4.0))
     distiller.fit(student, teacher, data, FitSettings(epochs=10))
+    student = distiller.train(student, teacher, train_loader, val_loader, epochs=10)
 
 The loss on a batch (x, y), with student logits s, teacher logits t and temperature T::
 
@@ -17,6 +18,8 @@ The teacher sees exactly the batch the student sees. When training batches are n
 and no hints are used, its logits do not depend on the epoch, so they are computed once over
 the train split (eval mode, no gradients) and carried along with the images instead of
 running the teacher on every batch of every epoch: the same targets, at a fraction of the cost.
+That holds for the in-memory Dataset; on a DataLoader (whose transforms are its own) the
+teacher runs on every batch.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from malak_pipe.compress.configs import DistillConfig, FeatureHint
+from malak_pipe.data.batches import is_in_memory, sample_shape
 from malak_pipe.errors import ConfigError
+from malak_pipe.training.settings import FitSettings, fit_settings
 
 
 def kd_loss(
@@ -78,23 +83,29 @@ class _FeatureTap:
             handle.remove()
 
 
+_ADAPTERS: dict[int, type[nn.Module]] = {4: nn.Conv2d, 3: nn.Conv1d}
+
+
 def _adapter(student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Module:
-    """1x1 conv (feature maps) or linear (vectors) from student to teacher channels."""
-    if len(student_shape) == 4 and len(teacher_shape) == 4:
-        return nn.Conv2d(student_shape[1], teacher_shape[1], kernel_size=1, bias=False)
-    if len(student_shape) == 2 and len(teacher_shape) == 2:
+    """1x1 conv (2-D or 1-D feature maps) or linear (vectors) from student to teacher channels."""
+    rank = len(student_shape)
+    if rank == len(teacher_shape) and rank in _ADAPTERS:
+        return _ADAPTERS[rank](student_shape[1], teacher_shape[1], kernel_size=1, bias=False)
+    if rank == 2 and len(teacher_shape) == 2:
         return nn.Linear(student_shape[1], teacher_shape[1], bias=False)
     raise ConfigError(
         f"a hint needs features of the same rank, got student {tuple(student_shape)} and teacher "
         f"{tuple(teacher_shape)}",
         path="hints",
-        hint="pair two conv feature maps (N,C,H,W) or two vectors (N,F)",
+        hint="pair two conv feature maps (N,C,H,W or N,C,L) or two vectors (N,F)",
     )
 
 
 def _hint_loss(adapted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if adapted.dim() == 4 and adapted.shape[-2:] != target.shape[-2:]:
         adapted = F.adaptive_avg_pool2d(adapted, target.shape[-2:])
+    elif adapted.dim() == 3 and adapted.shape[-1] != target.shape[-1]:
+        adapted = F.adaptive_avg_pool1d(adapted, target.shape[-1])
     return F.mse_loss(adapted, target)
 
 
@@ -178,12 +189,35 @@ class KnowledgeDistiller:
 
     def __init__(self, config: DistillConfig | None = None):
         self.config = config or DistillConfig()
+        self.last_fit: Any = None
 
     def loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The Hinton KD loss with this config's alpha and temperature."""
         return kd_loss(
             student_logits, teacher_logits, targets, alpha=self.config.alpha, temperature=self.config.temperature
         )
+
+    def train(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        train: Any,
+        val: Any = None,
+        *,
+        epochs: int | None = None,
+        settings: FitSettings | None = None,
+        progress: Any = None,
+        **fit_fields: Any,
+    ) -> nn.Module:
+        """Distill ``teacher`` into ``student`` on ``train`` (best epoch on ``val``); returns the student.
+
+        ``train``/``val`` are DataLoaders (or any (inputs, labels) batches), or ``train`` is an
+        in-memory Dataset. ``epochs`` and other FitSettings fields override ``settings``
+        (default FitSettings()). The FitResult is kept as ``self.last_fit``.
+        """
+        chosen = fit_settings(settings, epochs=epochs, **fit_fields)
+        self.last_fit = self.fit(student, teacher, train, chosen, val=val, progress=progress)
+        return student
 
     def fit(
         self,
@@ -192,24 +226,27 @@ class KnowledgeDistiller:
         data: Any,
         settings: Any,
         *,
+        val: Any = None,
         progress: Any = None,
         precompute: bool | None = None,
     ) -> Any:
         """Distill ``teacher`` into ``student`` (trained in place); returns the FitResult.
 
-        ``precompute``: compute the teacher's train logits once (None: whenever batches are not
-        augmented and there are no hints; True is refused in those cases).
+        ``data``: an in-memory Dataset, or a DataLoader of (inputs, labels) validated on ``val``.
+        ``precompute``: compute the teacher's train logits once (None: whenever the data is an
+        in-memory Dataset whose batches are not augmented and there are no hints; True is
+        refused in the other cases).
         """
-        can_precompute = not settings.augment and not self.config.hints
+        can_precompute = is_in_memory(data) and not settings.augment and not self.config.hints
         if precompute and not can_precompute:
             raise ConfigError(
-                "teacher logits can be precomputed only without augmentation and hints",
+                "teacher logits can be precomputed only for an in-memory Dataset, without augmentation and hints",
                 path="train.augment",
                 hint="leave precompute unset: the teacher then runs on every (augmented) batch",
             )
         if can_precompute if precompute is None else precompute:
             return self._fit_precomputed(student, teacher, data, settings, progress)
-        return self._fit_online(student, teacher, data, settings, progress)
+        return self._fit_online(student, teacher, data, settings, progress, val)
 
     def _fit_precomputed(self, student: nn.Module, teacher: nn.Module, data: Any, settings: Any, progress: Any) -> Any:
         from malak_pipe.training import fit
@@ -224,7 +261,9 @@ class KnowledgeDistiller:
 
         return fit(student, wrapped, settings, loss_fn=loss_fn, progress=progress)
 
-    def _fit_online(self, student: nn.Module, teacher: nn.Module, data: Any, settings: Any, progress: Any) -> Any:
+    def _fit_online(
+        self, student: nn.Module, teacher: nn.Module, data: Any, settings: Any, progress: Any, val: Any = None
+    ) -> Any:
         from malak_pipe.training import fit
 
         hints: tuple[FeatureHint, ...] = self.config.hints
@@ -232,7 +271,7 @@ class KnowledgeDistiller:
         teacher_tap = _FeatureTap(teacher, [h.teacher_layer for h in hints], "teacher")
         try:
             with _frozen(teacher):
-                adapters = self._adapters(student, teacher, student_tap, teacher_tap, data.input_shape)
+                adapters = self._adapters(student, teacher, student_tap, teacher_tap, data)
                 trainee = _Trainee(student, adapters)
 
                 def loss_fn(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,7 +284,7 @@ class KnowledgeDistiller:
                         loss = loss + hint.weight * _hint_loss(adapted, teacher_tap.outputs[hint.teacher_layer])
                     return loss, student_logits
 
-                return fit(trainee, data, settings, loss_fn=loss_fn, progress=progress)
+                return fit(trainee, data, settings, val=val, loss_fn=loss_fn, progress=progress)
         finally:
             student_tap.remove()
             teacher_tap.remove()
@@ -256,11 +295,11 @@ class KnowledgeDistiller:
         teacher: nn.Module,
         student_tap: _FeatureTap,
         teacher_tap: _FeatureTap,
-        input_shape: Sequence[int],
+        data: Any,
     ) -> nn.ModuleList:
         if not self.config.hints:
             return nn.ModuleList()
-        probe = torch.zeros((2, *input_shape))
+        probe = torch.zeros((2, *sample_shape(data)))
         was_training = student.training
         student.eval()
         with torch.no_grad():

@@ -2,6 +2,7 @@
 
     pruner = MagnitudePruner(MagnitudePruneConfig(sparsity=0.5, schedule="gradual", steps=4))
     pruner.run(model, data, FitSettings(epochs=2, lr=1e-4))    # prune + fine-tune
+    pruner.run(model, train_loader, FitSettings(epochs=2), val=val_loader)   # the same on loaders
     pruner.remove_masks(model)                                 # zeros become permanent
     pruner.sparsity(model)["overall"]                          # ~0.5
 
@@ -110,15 +111,18 @@ class MagnitudePruner(StepwisePruner):
         """Pruning steps of the schedule (1 when one-shot)."""
         return len(self.schedule())
 
-    def run(self, model: nn.Module, data: Any, settings: Any | None = None, *, progress: Any = None) -> list[Any]:
+    def run(
+        self, model: nn.Module, data: Any, settings: Any | None = None, *, val: Any = None, progress: Any = None
+    ) -> list[Any]:
         """Prune along the schedule with fine-tuning between steps and after the last one.
 
-        ``settings`` (FitSettings) is the final fine-tune (None: none); between gradual steps
-        the same settings run for ``epochs_per_step`` epochs. Masks stay in place (call
+        ``data`` is an in-memory Dataset or a DataLoader of (inputs, labels) (validated on
+        ``val``). ``settings`` (FitSettings) is the final fine-tune (None: none); between gradual
+        steps the same settings run for ``epochs_per_step`` epochs. Masks stay in place (call
         :meth:`remove_masks`). Returns the FitResults in order.
         """
         steps = [functools.partial(self.prune, model, sparsity) for sparsity in self.schedule()]
-        return self._prune_in_steps(steps, model, data, settings, progress)
+        return self._prune_in_steps(steps, model, data, settings, progress, val)
 
     def remove_masks(self, model: nn.Module) -> None:
         """Make every mask permanent: ``weight`` becomes a plain parameter with its zeros."""

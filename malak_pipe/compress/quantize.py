@@ -1,12 +1,17 @@
 """The quantization API: DynamicPTQ, StaticPTQ and QAT, each driven by its config object.
 
+Any ``nn.Module`` (traceable by torch.fx) and any data: a DataLoader or iterable of
+``(inputs, labels)`` batches, or the library's in-memory Dataset (the fast path)::
+
     from malak_pipe.compress import QAT, QATConfig
     qat = QAT(QATConfig(backend="x86"))
-    prepared = qat.prepare(model)
-    qat.train(prepared, data, FitSettings(epochs=3, lr=1e-4))
-    int8 = qat.convert(prepared)
+    model = qat.prepare(model)
+    model = qat.train(model, train_loader, val_loader, epochs=5)
+    int8 = qat.convert(model)
 
-    int8 = StaticPTQ(StaticPTQConfig(calibration_batches=16)).quantize(model, data)
+    int8 = StaticPTQ(StaticPTQConfig(calibration_batches=16)).quantize(model, train_loader)
+
+``QAT.fit`` is the same fine-tuning returning the :class:`~malak_pipe.training.FitResult`.
 
 ``recipe(model, input_shape)`` gives the :class:`QuantRecipe` to store next to the int8 model
 (see :class:`~malak_pipe.compress.artifact.QuantizedModelArtifact`). All torch.ao calls live in
@@ -34,6 +39,10 @@ from malak_pipe.compress.precision import WeightBitsConfig
 from malak_pipe.compress.recipe import QuantRecipe, activation_range
 from malak_pipe.compress.weight_quant import check_layer_names
 from malak_pipe.errors import ConfigError
+from malak_pipe.training.settings import FitSettings, fit_settings
+
+QAT_FINETUNE = FitSettings(epochs=3, lr=1e-4)
+"""What :meth:`QAT.train` fine-tunes with unless told otherwise (the qat stage's default too)."""
 
 
 class _Quantizer:
@@ -126,17 +135,28 @@ class StaticPTQ(_GraphModeQuantizer):
         self.config = config or StaticPTQConfig()
 
     def calibration_batches(self, data: Any) -> list[torch.Tensor]:
-        """The configured number of batches from the TRAIN split (never val or test)."""
-        return data.calibration_batches(
-            self.config.calibration_batches, self.config.calibration_batch_size, seed=self.config.seed
-        )
+        """The configured number of input batches: from an in-memory Dataset's TRAIN split
+        (never val or test; ``calibration_batch_size`` images each, drawn with ``seed``), or the
+        first ``calibration_batches`` batches of a DataLoader (its own batch size) or of a list
+        of input tensors."""
+        if hasattr(data, "calibration_batches"):
+            return data.calibration_batches(
+                self.config.calibration_batches, self.config.calibration_batch_size, seed=self.config.seed
+            )
+        from malak_pipe.data.batches import inputs
 
-    def calibrate(self, prepared: nn.Module, batches: Sequence[torch.Tensor]) -> None:
-        """Feed ``batches`` through the observers of ``prepared``."""
-        backend.calibrate(prepared, list(batches))
+        return inputs(data, max_batches=self.config.calibration_batches)
+
+    def calibrate(self, prepared: nn.Module, data: Any) -> None:
+        """Feed calibration batches through the observers of ``prepared``: those of
+        :meth:`calibration_batches` (a list of input tensors is taken as it is)."""
+        if isinstance(data, Sequence) and all(isinstance(batch, torch.Tensor) for batch in data):
+            backend.calibrate(prepared, list(data))
+            return
+        backend.calibrate(prepared, self.calibration_batches(data))
 
     def quantize(self, model: nn.Module, data: Any) -> nn.Module:
-        """prepare -> calibrate on ``data``'s train split -> convert."""
+        """prepare -> calibrate on ``data`` (a Dataset's train split, or a loader) -> convert."""
         prepared = self.prepare(model)
         self.calibrate(prepared, self.calibration_batches(data))
         return self.convert(prepared)
@@ -153,6 +173,7 @@ class QAT(_GraphModeQuantizer):
 
     def __init__(self, config: QATConfig | None = None):
         self.config = config or QATConfig()
+        self.last_fit: Any = None
 
     def observers_frozen(self, epoch: int) -> bool:
         """Whether ranges stop updating in ``epoch`` (epochs from 1; frozen after epoch K)."""
@@ -164,10 +185,42 @@ class QAT(_GraphModeQuantizer):
         after = self.config.freeze_bn_after_epoch
         return after is not None and epoch > after
 
-    def train(self, prepared: nn.Module, data: Any, settings: Any, *, progress: Any = None) -> Any:
+    def train(
+        self,
+        prepared: nn.Module,
+        train: Any,
+        val: Any = None,
+        *,
+        epochs: int | None = None,
+        settings: FitSettings | None = None,
+        progress: Any = None,
+        **fit_fields: Any,
+    ) -> Any:
+        """Fine-tune ``prepared`` (from :meth:`prepare`) in place on ``train``, choosing the best
+        epoch on ``val``; returns it, ready for :meth:`convert`.
+
+        ``train``/``val`` are DataLoaders (or any (inputs, labels) batches), or ``train`` is an
+        in-memory Dataset (validated on its val split). ``settings`` default to
+        :data:`QAT_FINETUNE`; ``epochs`` and other FitSettings fields (``lr=...``) override them.
+        The FitResult is kept as ``self.last_fit``. The earlier form ``train(prepared, data,
+        settings)`` (FitSettings in third place) still works and returns the FitResult, like
+        :meth:`fit`.
+        """
+        if isinstance(val, FitSettings):  # the earlier form train(prepared, data, settings): its FitResult
+            return self.fit(prepared, train, val, progress=progress)
+        chosen = fit_settings(settings or QAT_FINETUNE, epochs=epochs, **fit_fields)
+        self.last_fit = self.fit(prepared, train, chosen, val=val, progress=progress)
+        return prepared
+
+    def fit(self, prepared: nn.Module, data: Any, settings: Any, *, val: Any = None, progress: Any = None) -> Any:
         """Fine-tune ``prepared`` in place with ``malak_pipe.training.fit``; returns its FitResult."""
         from malak_pipe.training import fit
 
+        if not backend.has_fake_quant(prepared):
+            raise ConfigError(
+                f"the {type(prepared).__name__} has no fake-quantizers to train",
+                hint="call qat.prepare(model) first and train what it returns",
+            )
         trainee = _ObserveWhileTraining(prepared)
 
         def on_epoch_start(epoch: int, _module: nn.Module) -> None:
@@ -176,7 +229,7 @@ class QAT(_GraphModeQuantizer):
                 backend.freeze_bn_stats(prepared)
             trainee.train()
 
-        result = fit(trainee, data, settings, on_epoch_start=on_epoch_start, progress=progress)
+        result = fit(trainee, data, settings, val=val, on_epoch_start=on_epoch_start, progress=progress)
         backend.freeze_observers(prepared)
         return result
 

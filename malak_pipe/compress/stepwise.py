@@ -3,6 +3,8 @@
 A pruner cuts its target in one or more steps. Between two steps it fine-tunes for the
 config's ``epochs_per_step`` epochs (none when 0); after the last step it fine-tunes with the
 given settings (none when they are None). The pruners differ only in what one step does.
+Fine-tuning data is an in-memory Dataset or a DataLoader of (inputs, labels) batches with an
+optional ``val`` loader (see :func:`malak_pipe.training.fit`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ class StepwisePruner:
         """How many pruning steps :meth:`run` takes."""
         raise NotImplementedError
 
-    def finetune_batches(self, n_train: int, settings: Any | None) -> int:
+    def finetune_batches(self, n_train: int | None, settings: Any | None) -> int:
         """Training batches of all the fine-tuning (between steps and after the last); 0 without settings."""
         from malak_pipe.training import steps_per_epoch
 
-        if settings is None:
+        if settings is None or n_train is None:
             return 0
         epochs = settings.epochs + self.config.epochs_per_step * (self.step_count() - 1)
         return epochs * steps_per_epoch(n_train, settings)
@@ -40,6 +42,7 @@ class StepwisePruner:
         data: Any,
         settings: Any | None,
         progress: Any,
+        val: Any = None,
     ) -> list[Any]:
         """Run each step, fine-tuning ``model`` between steps and after the last; the FitResults in order."""
         from malak_pipe.training import fit
@@ -50,8 +53,8 @@ class StepwisePruner:
             if settings is None:
                 continue
             if index == len(steps) - 1:
-                results.append(fit(model, data, settings, progress=progress))
+                results.append(fit(model, data, settings, val=val, progress=progress))
             elif self.config.epochs_per_step > 0:
                 between = settings.model_copy(update={"epochs": self.config.epochs_per_step})
-                results.append(fit(model, data, between, progress=progress))
+                results.append(fit(model, data, between, val=val, progress=progress))
         return results

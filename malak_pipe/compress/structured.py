@@ -3,6 +3,7 @@
     pruner = StructuredPruner(StructuredPruneConfig(ratio=0.3, importance="l1"))
     pruner.prune(model, input_shape=(1, 28, 28))        # channels removed in place
     pruner.run(model, data, FitSettings(epochs=2))      # prune + fine-tune
+    pruner.run(model, train_loader, FitSettings(epochs=2), val=val_loader)
 
 torch-pruning traces the model once and builds dependency groups: the channels of a conv,
 the BN after it, the next conv's input channels, every layer tied to them through a residual
@@ -21,6 +22,7 @@ from torch import nn
 
 from malak_pipe.compress.configs import StructuredPruneConfig
 from malak_pipe.compress.stepwise import StepwisePruner
+from malak_pipe.data.batches import sample_shape
 from malak_pipe.errors import ConfigError
 
 _WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
@@ -114,17 +116,21 @@ class StructuredPruner(StepwisePruner):
         settings: Any | None,
         *,
         input_shape: Sequence[int] | None = None,
+        val: Any = None,
         progress: Any = None,
     ) -> list[Any]:
         """Prune in ``iterative_steps`` steps, fine-tuning ``epochs_per_step`` epochs between
         steps and with ``settings`` (FitSettings; None: no fine-tune) after the last one.
 
-        ``input_shape`` defaults to ``data.input_shape``. Returns the FitResults in order.
+        ``data`` is an in-memory Dataset or a DataLoader of (inputs, labels) (validated on
+        ``val``). ``input_shape`` defaults to the data's sample shape (for a loader, read from
+        its first batch, which advances a loader's own shuffling generator). Returns the
+        FitResults in order.
         """
-        shape = tuple(input_shape if input_shape is not None else data.input_shape)
+        shape = tuple(input_shape) if input_shape is not None else sample_shape(data)
         pruner = self.pruner(model, shape)
         steps = [functools.partial(_step, pruner, model)] * self.step_count()
-        return self._prune_in_steps(steps, model, data, settings, progress)
+        return self._prune_in_steps(steps, model, data, settings, progress, val)
 
     def step_count(self) -> int:
         """The configured ``iterative_steps``."""

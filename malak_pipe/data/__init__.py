@@ -1,10 +1,16 @@
-"""Datasets held in memory as tensors: digits, fashion_mnist, cifar10, synthetic.
+"""Datasets held in memory as tensors: digits, fashion_mnist, cifar10, synthetic, and the
+user's own data: ``image_folder`` (class-per-folder PNG/JPEG/BMP trees), ``arrays`` (.npz or
+.npy files: images or 1-D signals) and ``factory`` (an import string returning torch Datasets).
 
 ``DataConfig`` and ``source_fingerprint`` import no torch; the rest is imported on first use::
 
     from malak_pipe.data import DataConfig, load_dataset
     ds = load_dataset(DataConfig(name="digits"))
     ds.train.x.shape, ds.val, ds.test, ds.calibration_batches(4, 32)
+    ds = load_dataset(DataConfig(name="image_folder", root="photos", image_size=32))
+
+:mod:`malak_pipe.data.batches` reads batches from DataLoaders and other iterables, which every
+technique of the library accepts in place of a Dataset.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Dataset and Split: in-memory tensors, normalized, with batching and augmentation.
 
 :func:`build_dataset` is the one place where raw arrays become splits: the validation split is
-drawn (stratified, ``split_seed``) from the train split, subsets are taken, per-channel
-statistics are computed on the final train split and every split is normalized with them.
+the source's own or drawn (stratified, ``split_seed``) from the train split, subsets are taken,
+per-channel statistics are computed on the final train split and every split is normalized
+with them. Samples are images (N x C x H x W) or 1-D signals (N x C x L).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Split:
-    """Images ``x`` (float32 N x C x H x W, normalized) and labels ``y`` (int64 N)."""
+    """Samples ``x`` (float32 N x C x H x W, or N x C x L for signals; normalized) and labels ``y`` (int64 N)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -39,7 +40,8 @@ class Split:
 class Dataset:
     """A dataset held in memory: three splits plus what is needed to interpret them.
 
-    Attributes: name, config (the DataConfig), class_names, num_classes, input_shape (C, H, W),
+    Attributes: name, config (the DataConfig), class_names, num_classes, input_shape (C, H, W; or
+    (C, L) for signals),
     mean / std (per channel, the normalization applied), fingerprint (sha256 of the raw arrays
     and the split parameters), train / val / test (Split), hflip and crop_padding (augmentation).
     """
@@ -73,9 +75,8 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        channels, height, width = self.train.x.shape[1:]
-        return (int(channels), int(height), int(width))
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.train.x.shape[1:])
 
     def sizes(self) -> dict[str, int]:
         """Number of samples per split."""
@@ -88,7 +89,11 @@ class Dataset:
         return getattr(self, name)
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random crop with this dataset's padding (zero-valued pixels) and, where valid, flips."""
+        """Random crop with this dataset's padding (zero-valued pixels) and, where valid, flips.
+
+        Signals (N x C x L) have no crop padding: they come back unchanged."""
+        if x.dim() != 4:
+            return x
         return augment_batch(x, padding=self.crop_padding, hflip=self.hflip, fill=self._fill, generator=generator)
 
     def iter_batches(
@@ -146,7 +151,8 @@ class _BatchStream(IterableDataset):
 
 def _fingerprint(raw: RawData, cfg: DataConfig) -> str:
     digest = hashlib.sha256()
-    for array in (raw.train_x, raw.train_y, raw.test_x, raw.test_y):
+    own_val = () if raw.val_x is None else (raw.val_x, raw.val_y)
+    for array in (raw.train_x, raw.train_y, raw.test_x, raw.test_y, *own_val):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).data)
     params = cfg.model_dump(
@@ -164,20 +170,30 @@ def _channel_stats(images: torch.Tensor, normalize: bool) -> tuple[tuple[float, 
     channels = images.shape[1]
     if not normalize or len(images) == 0:
         return (0.0,) * channels, (1.0,) * channels
-    std, mean = torch.std_mean(images, dim=(0, 2, 3), correction=0)
+    std, mean = torch.std_mean(images, dim=(0, *range(2, images.dim())), correction=0)
     return tuple(float(m) for m in mean), tuple(float(s) if s > 0 else 1.0 for s in std)
 
 
 def _to_split(images: torch.Tensor, y: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> Split:
-    images.sub_(torch.tensor(mean).view(1, -1, 1, 1)).div_(torch.tensor(std).view(1, -1, 1, 1))
+    per_channel = (1, -1) + (1,) * (images.dim() - 2)
+    images.sub_(torch.tensor(mean).view(per_channel)).div_(torch.tensor(std).view(per_channel))
     return Split(images, torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+
+
+def _val_source(cfg: DataConfig, raw: RawData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(val samples, val labels, train index, val index): the source's own val split, or
+    ``val_fraction`` of train drawn stratified with ``split_seed``."""
+    if raw.val_x is not None and raw.val_y is not None:
+        return raw.val_x, raw.val_y, np.arange(len(raw.train_y)), np.arange(len(raw.val_y))
+    val_index, train_index = stratified_pick(raw.train_y, round(cfg.val_fraction * len(raw.train_y)), cfg.split_seed)
+    return raw.train_x, raw.train_y, train_index, val_index
 
 
 def build_dataset(cfg: DataConfig, raw: RawData) -> Dataset:
     """Split, subset and normalize ``raw`` as ``cfg`` says."""
-    val_index, train_index = stratified_pick(raw.train_y, round(cfg.val_fraction * len(raw.train_y)), cfg.split_seed)
+    val_x, val_y, train_index, val_index = _val_source(cfg, raw)
     train_index = train_index[subset(raw.train_y[train_index], cfg.max_train, cfg.split_seed)]
-    val_index = val_index[subset(raw.train_y[val_index], cfg.max_val, cfg.split_seed)]
+    val_index = val_index[subset(val_y[val_index], cfg.max_val, cfg.split_seed)]
     test_index = subset(raw.test_y, cfg.max_test, cfg.split_seed)
     train_images = _images(raw.train_x[train_index], raw.scale)
     mean, std = _channel_stats(train_images, cfg.normalize)
@@ -187,7 +203,7 @@ def build_dataset(cfg: DataConfig, raw: RawData) -> Dataset:
         mean=mean,
         std=std,
         train=_to_split(train_images, raw.train_y[train_index], mean, std),
-        val=_to_split(_images(raw.train_x[val_index], raw.scale), raw.train_y[val_index], mean, std),
+        val=_to_split(_images(val_x[val_index], raw.scale), val_y[val_index], mean, std),
         test=_to_split(_images(raw.test_x[test_index], raw.scale), raw.test_y[test_index], mean, std),
         fingerprint=_fingerprint(raw, cfg),
         hflip=raw.hflip,

@@ -7,12 +7,11 @@ from importlib.metadata import version
 
 import numpy as np
 
+from malak_pipe.data.checks import hold_out_test
 from malak_pipe.data.config import DataConfig
 from malak_pipe.data.raw import RawData, Reader
-from malak_pipe.data.splits import stratified_pick
 
 TEST_FRACTION = 0.2
-TEST_SEED = 0  # fixed, not split_seed: the test split must not move between runs
 
 
 def read_digits(_cfg: DataConfig) -> RawData:
@@ -22,12 +21,12 @@ def read_digits(_cfg: DataConfig) -> RawData:
     bunch = load_digits()
     images = bunch.images.astype(np.uint8)[:, None, :, :]
     labels = bunch.target.astype(np.int64)
-    test, train = stratified_pick(labels, round(TEST_FRACTION * len(labels)), TEST_SEED)
+    train_x, train_y, test_x, test_y = hold_out_test(images, labels, TEST_FRACTION)
     return RawData(
-        train_x=images[train],
-        train_y=labels[train],
-        test_x=images[test],
-        test_y=labels[test],
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
         class_names=tuple(str(digit) for digit in range(10)),
         scale=16.0,
         hflip=False,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from malak_pipe.data.checks import check_label_range, check_same_shape, check_sample_dtype, class_list, hold_out_test
 from malak_pipe.data.config import DataConfig
 from malak_pipe.errors import DataError
 
@@ -21,10 +22,12 @@ DEFAULT_ROOT = Path("data")
 
 @dataclass(frozen=True)
 class RawData:
-    """Images as stored (``scale`` is the value of a white pixel) and their labels.
+    """Samples as stored (``scale`` is the value of a white pixel) and their labels.
 
-    ``hflip`` says whether a horizontally flipped image is still a valid sample of its class;
-    ``crop_padding`` is the padding of the random-crop augmentation.
+    Samples are images N x C x H x W or 1-D signals N x C x L. ``hflip`` says whether a
+    horizontally flipped image is still a valid sample of its class; ``crop_padding`` is the
+    padding of the random-crop augmentation (0: none). ``val_x``/``val_y`` are the source's
+    own validation split, when it has one (else it is drawn from the train split).
     """
 
     train_x: np.ndarray
@@ -35,6 +38,60 @@ class RawData:
     scale: float
     hflip: bool
     crop_padding: int
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ArraySplits:
+    """A user source's checked arrays: channels-first samples and int64 labels per split
+    ("train", and "val" / "test" when the source has them), the classes, the white value."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    class_names: tuple[str, ...]
+    scale: float
+
+
+def checked_splits(
+    x: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    cfg: DataConfig,
+    where: tuple[dict[str, str], dict[str, str]],
+    stored_classes: tuple[np.ndarray | None, str] = (None, ""),
+) -> ArraySplits:
+    """ArraySplits of per-split samples and labels (from :func:`checks.checked_samples`): one
+    sample shape and dtype across splits, the classes (see :func:`checks.class_list`; a source's
+    own list and where it is, in ``stored_classes``), every label in range. ``where``: the
+    places of the samples and of the labels of each split, for the errors."""
+    where_x, where_y = where
+    check_same_shape(x, where_x)
+    names, source = class_list(cfg, stored_classes[0], stored_classes[1], list(y.values()))
+    for split, labels in y.items():
+        check_label_range(labels, len(names), where_y[split], source)
+    return ArraySplits(x=x, y=y, class_names=names, scale=check_sample_dtype(x["train"], where_x["train"]))
+
+
+def raw_from_splits(data: ArraySplits, cfg: DataConfig, crop_padding: int = 0) -> RawData:
+    """RawData of checked splits; the test split is a fixed ``cfg.test_fraction`` of train when
+    the source has none. No flips (whether a mirrored sample keeps its class is the user's knowledge)."""
+    train_x, train_y = data.x["train"], data.y["train"]
+    if "test" in data.x:
+        test_x, test_y = data.x["test"], data.y["test"]
+    else:
+        train_x, train_y, test_x, test_y = hold_out_test(train_x, train_y, cfg.test_fraction)
+    return RawData(
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        class_names=data.class_names,
+        scale=data.scale,
+        hflip=False,
+        crop_padding=crop_padding,
+        val_x=data.x.get("val"),
+        val_y=data.y.get("val"),
+    )
 
 
 @dataclass(frozen=True)

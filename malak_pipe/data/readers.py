@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from malak_pipe.data.arrays import ARRAYS
 from malak_pipe.data.cifar10 import CIFAR10
 from malak_pipe.data.config import DataConfig
 from malak_pipe.data.digits import DIGITS
+from malak_pipe.data.factory import FACTORY
 from malak_pipe.data.fashion_mnist import FASHION_MNIST
+from malak_pipe.data.image_folder import IMAGE_FOLDER
 from malak_pipe.data.raw import Reader
 from malak_pipe.data.synthetic import SYNTHETIC
 from malak_pipe.errors import DataError
@@ -15,6 +18,9 @@ READERS: dict[str, Reader] = {
     "fashion_mnist": FASHION_MNIST,
     "cifar10": CIFAR10,
     "synthetic": SYNTHETIC,
+    "image_folder": IMAGE_FOLDER,
+    "arrays": ARRAYS,
+    "factory": FACTORY,
 }
 
 
@@ -32,6 +38,8 @@ def resolve(cfg: DataConfig) -> DataConfig:
                 "name": "synthetic",
                 "root": None,
                 "download": False,
+                "factory": None,
+                "kwargs": {},
                 "channels": cfg.channels or 1,
                 "image_size": cfg.image_size or 28,
                 "num_classes": cfg.num_classes or 10,

@@ -142,7 +142,10 @@ def load_reference(path: Path | str) -> DriftReference:
 
 
 def check_inputs(x: np.ndarray, shape: tuple[int, ...] | None, what: str) -> np.ndarray:
+    """``x`` as float64 N x C x H x W, checked; 1-D signals (N x C x L) become maps of height 1."""
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[:, :, None, :]
     if x.ndim != 4 or (shape is not None and tuple(x.shape[1:]) != tuple(shape)):
         expected = f"(N, {', '.join(map(str, shape))})" if shape else "(N, C, H, W)"
         raise DataError(f"{what} have shape {tuple(x.shape)}, expected {expected}")

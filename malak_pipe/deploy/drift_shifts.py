@@ -1,19 +1,24 @@
-"""Synthetic shifts of normalized image batches, for the drift stage's self-check and tests."""
+"""Synthetic shifts of normalized image (or 1-D signal) batches, for the drift stage's self-check and tests."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+def _per_channel(values: tuple[float, ...], x: np.ndarray, dtype: object) -> np.ndarray:
+    """``values`` shaped to broadcast over the channel axis of ``x`` (N x C x ...)."""
+    return np.asarray(values, dtype=dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
 def shift_brightness(x: np.ndarray, delta_raw: float, std: tuple[float, ...]) -> np.ndarray:
     """Normalized images made brighter by ``delta_raw`` in raw [0, 1] pixel units."""
-    return x + delta_raw / np.asarray(std, dtype=x.dtype).reshape(1, -1, 1, 1)
+    return x + delta_raw / _per_channel(std, x, x.dtype)
 
 
 def add_noise(x: np.ndarray, sigma_raw: float, std: tuple[float, ...], seed: int = 0) -> np.ndarray:
     """Normalized images with Gaussian noise of ``sigma_raw`` raw pixel units added."""
     rng = np.random.default_rng(seed)
-    scale = sigma_raw / np.asarray(std, dtype=np.float64).reshape(1, -1, 1, 1)
+    scale = sigma_raw / _per_channel(std, x, np.float64)
     return (x + rng.standard_normal(x.shape) * scale).astype(x.dtype)
 
 

@@ -6,6 +6,8 @@ repeats these defaults (a test holds them equal), so a default lives in one plac
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
 
@@ -15,6 +17,8 @@ class CodegenOptions(BaseModel):
     ``fuse_pool``: fuse a 2x2 stride-2 max-pool into the convolution before it (less RAM, faster).
     ``host_check_images``: random inputs run through the generated C compiled for the host and
     compared bit for bit with the golden reference (0 to skip). ``seed``: of those inputs.
+    ``softmax``: a final Softmax runs on the MCU with an int8 output (``int8``), or is left to the
+    host (``host``: the firmware outputs its int8 input, the logits; same top-1).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -22,3 +26,4 @@ class CodegenOptions(BaseModel):
     fuse_pool: bool = True
     host_check_images: NonNegativeInt = 32
     seed: int = 0
+    softmax: Literal["int8", "host"] = "int8"

@@ -24,6 +24,7 @@ from malak_pipe.mcu.kernels import Step
 from malak_pipe.mcu.ops import REGISTRY
 
 HOST_CFLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+MODEL_OPT = "-O1"  # a whole model is straight-line code with every kernel inlined: -O1 compiles ~2x faster
 
 
 def host_compiler() -> str:
@@ -101,7 +102,7 @@ def build_host_model(sources: Path, directory: Path) -> Path:
     root = firmware_root()
     directory.mkdir(parents=True, exist_ok=True)
     files = [sources / "model.c", sources / "model_data.c", root / "src" / "main.c", root / "host" / "io_host.c"]
-    return _compile(files, directory / "model_host", [include_dir(), sources])
+    return _compile(files, directory / "model_host", [include_dir(), sources], [MODEL_OPT])
 
 
 def run_host_model(executable: Path, images: np.ndarray, output_bytes: int, layers: int) -> simio.RunOutput:

@@ -31,12 +31,11 @@ import numpy as np
 from malak_pipe.errors import ArtifactError
 from malak_pipe.mcu.fixedpoint import quantize_value
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
-from malak_pipe.mcu.kernels import compose_clamps
 from malak_pipe.mcu.layout import is_storage_order, map_index, map_shape_of, store_shape
 from malak_pipe.mcu.onnx_graph import OnnxIndex, node_label
 from malak_pipe.mcu.ops import REGISTRY
-from malak_pipe.mcu.ops.lut import TABLE_OP
 from malak_pipe.mcu.ops.registry import OnnxOp
+from malak_pipe.mcu.tables import Tables
 from malak_pipe.mcu.values import CODES, Coded, EmitFn, Pending, State, Value, dequantize, quantize
 
 QDQ_HINT = "quantize the model with onnxruntime quantize_static(quant_format=QuantFormat.QDQ)"
@@ -74,7 +73,7 @@ class Lowering:
         self.layers: list[Layer] = []
         self.states: dict[str, State] = {}
         self.meta: dict[str, Any] = {}
-        self._tables: dict[tuple, QTensor] = {}
+        self.tables = Tables(self)
         self._kept: set[str] = set()
         self.input_name = ""
 
@@ -98,6 +97,8 @@ class Lowering:
         first = self.states.get(node.input[0]) if node.input else None
         if kind in REGISTRY.views and first is not None:
             self.states[node.output[0]] = first.with_index(REGISTRY.views[kind](self, node, first.index))
+            if node.input[0] in self._kept:
+                self._kept.add(node.output[0])
         elif kind in REGISTRY.clamps and isinstance(first, Pending):
             self.states[node.output[0]] = first.clamped(*REGISTRY.clamps[kind](self, node))
         elif kind in REGISTRY.elementwise and (source := self._unary_source(node)) is not None:
@@ -182,7 +183,7 @@ class Lowering:
         scale, zero_point, dtype = self._qparams(q_node)
         shape = (dims[2], dims[3], dims[1]) if len(dims) == 4 else (1, dims[2], dims[1])
         self.input_name = q_node.output[0]
-        tensor = self._new_tensor(self.input_name, shape, scale, zero_point)
+        tensor = self.new_tensor(self.input_name, shape, scale, zero_point)
         self.states[self.input_name] = Coded(tensor, map_index(shape, len(dims)), CODES, scale, zero_point)
         self.onnx.nodes = [node for node in self.onnx.nodes if node is not q_node]
         self.meta.update(
@@ -232,6 +233,7 @@ class Lowering:
         name = node.output[0]
         if isinstance(state, Value) and node.input[0] in self._kept:
             self.states[name] = Coded(state.tensor, state.index, CODES, state.tensor.scale, state.tensor.zero_point)
+            self._kept.add(name)
         elif isinstance(state, Value):
             codes = quantize(state.values(), scale, zero_point)
             self.states[name] = Coded(state.tensor, state.index, codes, scale, zero_point, name, state.ops)
@@ -247,6 +249,10 @@ class Lowering:
         state = self.states.get(node.input[0])
         if not isinstance(state, Coded):
             raise self.onnx.error(node, "dequantizes a tensor that no supported node produced")
+        if node.input[0] in self._kept:  # the host's softmax: the int8 tensor itself goes on
+            self.states[node.output[0]] = Value(state.tensor, state.index)
+            self._kept.add(node.output[0])
+            return
         scale, zero_point, _ = self._qparams(node)
         coded = Coded(state.tensor, state.index, state.codes, scale, zero_point, state.name, state.ops)
         self.states[node.output[0]] = coded.dequantized()
@@ -264,7 +270,7 @@ class Lowering:
                 )
             return self._emit(state, name, *state.natural), state.index
         if isinstance(state, Value):
-            return self._materialize(state, name), state.index
+            return self.tables.materialize(state, name), state.index
         raise self.onnx.error(
             node,
             f"input '{name}' is not a dequantized int8 activation",
@@ -319,7 +325,8 @@ class Lowering:
         self._kept.add(name)
 
     # -------------------------------------------------------------- internals
-    def _new_tensor(self, name: str, shape: tuple[int, ...], scale: float, zero_point: int) -> QTensor:
+    def new_tensor(self, name: str, shape: tuple[int, ...], scale: float, zero_point: int) -> QTensor:
+        """A new int8 tensor (its name made unique)."""
         base, suffix = name, 1
         while name in self.tensors:
             name, suffix = f"{base}_{suffix}", suffix + 1
@@ -336,74 +343,13 @@ class Lowering:
             return self.tensors[pending.made[key]]
         natural = pending.natural or (scale, zero_point)  # an operator that does not rescale declares it
         if pending.rescales or natural == (scale, zero_point):
-            out = self._new_tensor(name, pending.shape, scale, zero_point)
+            out = self.new_tensor(name, pending.shape, scale, zero_point)
             pending.emit(out, lo, hi)
         else:  # the natural result is exact: requantize it (and clamp it) with a table
             base = Pending(pending.node, pending.shape, pending.index, pending.emit, natural, made=pending.made)
             real = np.clip(dequantize(CODES, *natural), pending.lo, pending.hi)
             codes = quantize(real, scale, zero_point)
-            out = self._table(Coded(self._emit(base, name, *natural), pending.index, codes, scale, zero_point, name))
+            exact = self._emit(base, pending.node.output[0], *natural)  # named after the operator's float output
+            out = self.tables.table(Coded(exact, pending.index, codes, scale, zero_point, name))
         pending.made[key] = out.name
         return out
-
-    def _materialize(self, value: Value, name: str) -> QTensor:
-        """The int8 tensor of a function of an int8 tensor (a lookup table unless it is the identity)."""
-        if value.fn is None:
-            return value.tensor
-        coded = value.coded or self._fit(value, name)
-        return self._table(coded)
-
-    def _fit(self, value: Value, name: str) -> Coded:
-        """Quantize a function never quantized in the graph: on its source's grid when exact, else on its range."""
-        real = value.values()
-        t = value.tensor
-        codes = quantize(real, t.scale, t.zero_point)
-        if np.array_equal(dequantize(codes, t.scale, t.zero_point), real):
-            return Coded(t, value.index, codes, t.scale, t.zero_point, name, value.ops)
-        lo, hi = min(float(real.min()), 0.0), max(float(real.max()), 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
-        zero_point = int(np.clip(np.rint(-128 - lo / scale), -128, 127))
-        return Coded(t, value.index, quantize(real, scale, zero_point), scale, zero_point, name, value.ops)
-
-    def _table(self, coded: Coded) -> QTensor:
-        """The int8 tensor ``coded`` describes: its source, the source with a narrower clamp, or a table layer."""
-        if coded.identity:
-            return coded.tensor
-        key = (coded.tensor.name, coded.codes.tobytes(), coded.scale, coded.zero_point)
-        if key not in self._tables:
-            self._tables[key] = self._fold_clamp(coded) or self._table_layer(coded)
-        return self._tables[key]
-
-    def _table_layer(self, coded: Coded) -> QTensor:
-        out = self._new_tensor(coded.name or f"{coded.tensor.name}_table", coded.tensor.shape, *coded.params)
-        source = ",".join(coded.ops) or "QuantizeLinear"
-        name = f"{coded.name}_{TABLE_OP}" if coded.name else out.name
-        self.layers.append(Layer(name, TABLE_OP, [coded.tensor.name], out.name, {}, {"table": coded.codes}, source))
-        return out
-
-    def _fold_clamp(self, coded: Coded) -> QTensor | None:
-        """A clamp of the same parameters narrows the clamp of the layer producing its only input."""
-        t = coded.tensor
-        lo, hi = int(coded.codes[0]), int(coded.codes[-1])
-        if not t.same_params(*coded.params) or not np.array_equal(coded.codes, np.clip(CODES, lo, hi)):
-            return None
-        producer = self.producer_layer(t.name)
-        if producer is None or "act_min" not in producer.attrs or self._uses(t.name) != 1:
-            return None
-        clamp = compose_clamps((producer.attrs["act_min"], producer.attrs["act_max"]), (lo, hi))
-        producer.attrs["act_min"], producer.attrs["act_max"] = clamp
-        if coded.name and coded.name not in self.tensors:  # it now holds the clamped values: their ONNX name
-            del self.tensors[t.name]
-            t.name = producer.output = coded.name
-            self.tensors[t.name] = t
-        return t
-
-    def _uses(self, name: str) -> int:
-        """ONNX nodes (and graph outputs) reading ``name``, through DequantizeLinear and views."""
-        count = int(name in self.onnx.output_names())
-        for consumer in self.onnx.consumers.get(name, []):
-            if consumer.op_type == "DequantizeLinear" or consumer.op_type in REGISTRY.views:
-                count += self._uses(consumer.output[0])
-            else:
-                count += 1
-        return count

@@ -34,6 +34,20 @@ def import_callable(target: str, *, path: str) -> Callable[..., Any]:
     return obj
 
 
+def call_factory(target: str, kwargs: dict[str, Any], *, path: str, kwargs_path: str) -> Any:
+    """``target(**kwargs)`` for an import string ``target``; ConfigError naming ``path`` (the
+    import string's config path) or ``kwargs_path`` (when the arguments do not fit)."""
+    factory = import_callable(target, path=path)
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"calling {target} with kwargs {sorted(kwargs)} failed: {exc}",
+            path=kwargs_path,
+            hint="pass the keyword arguments the factory accepts",
+        ) from None
+
+
 def build_from_factory(cfg: ModelConfig) -> nn.Module:
     """Call ``cfg.factory(**cfg.kwargs)``; it must return an nn.Module."""
     if cfg.factory is None:
@@ -42,15 +56,7 @@ def build_from_factory(cfg: ModelConfig) -> nn.Module:
             path="model.factory",
             hint="set it to an import string 'pkg.module:callable'",
         )
-    factory = import_callable(cfg.factory, path="model.factory")
-    try:
-        module = factory(**cfg.kwargs)
-    except TypeError as exc:
-        raise ConfigError(
-            f"calling {cfg.factory} with kwargs {sorted(cfg.kwargs)} failed: {exc}",
-            path="model.kwargs",
-            hint="pass the keyword arguments the factory accepts",
-        ) from None
+    module = call_factory(cfg.factory, cfg.kwargs, path="model.factory", kwargs_path="model.kwargs")
     if not isinstance(module, nn.Module):
         raise ConfigError(
             f"{cfg.factory} returned {type(module).__name__}, not a torch.nn.Module", path="model.factory"

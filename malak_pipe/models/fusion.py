@@ -1,4 +1,4 @@
-"""Which layers eager-mode quantization may fuse: conv-bn(-relu), conv-relu, linear-relu.
+"""Which layers eager-mode quantization may fuse: conv-bn(-relu), conv-relu, linear-relu (2-D and 1-D convs).
 
 Patterns are searched only inside ``nn.Sequential`` containers, whose children run in order,
 so a ReLU that follows a residual add (outside the Sequential) is never fused by mistake.
@@ -12,6 +12,9 @@ _PATTERNS: tuple[tuple[type[nn.Module], ...], ...] = (
     (nn.Conv2d, nn.BatchNorm2d, nn.ReLU),
     (nn.Conv2d, nn.BatchNorm2d),
     (nn.Conv2d, nn.ReLU),
+    (nn.Conv1d, nn.BatchNorm1d, nn.ReLU),
+    (nn.Conv1d, nn.BatchNorm1d),
+    (nn.Conv1d, nn.ReLU),
     (nn.Linear, nn.BatchNorm1d),
     (nn.Linear, nn.ReLU),
 )

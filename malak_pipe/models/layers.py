@@ -74,7 +74,7 @@ class ConvBNAct(nn.Sequential):
 def init_weights(module: nn.Module) -> None:
     """Kaiming-normal convs, unit BatchNorm, small-normal linears (the torchvision recipe)."""
     for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
+        if isinstance(layer, (nn.Conv2d, nn.Conv1d)):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)

@@ -1,10 +1,13 @@
-"""Training and evaluation of classifiers on in-memory datasets.
+"""Training and evaluation of classifiers, on in-memory datasets or any DataLoader.
 
 ``FitSettings`` imports no torch; the rest is imported on first use::
 
     from malak_pipe.training import FitSettings, fit, evaluate
     result = fit(module, dataset, FitSettings(epochs=5, lr=1e-3))
     print(result.best_epoch, evaluate(module, dataset, "test").top1)
+
+    result = fit(module, train_loader, FitSettings(epochs=5), val=val_loader)
+    print(evaluate(module, test_loader).top1)
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from malak_pipe.training.settings import FitSettings
+from malak_pipe.training.settings import FitSettings, fit_settings
 
 _LAZY: dict[str, str] = {
     "fit": "malak_pipe.training.loop",
     "FitResult": "malak_pipe.training.loop",
     "total_steps": "malak_pipe.training.loop",
-    "steps_per_epoch": "malak_pipe.training.loop",
+    "steps_per_epoch": "malak_pipe.training.sources",
     "cross_entropy_loss": "malak_pipe.training.loop",
     "evaluate": "malak_pipe.training.evaluation",
     "EvalResult": "malak_pipe.training.evaluation",
@@ -29,7 +32,7 @@ _LAZY: dict[str, str] = {
     "model_metrics": "malak_pipe.models.metrics",
 }
 
-__all__ = ["FitSettings", *_LAZY]
+__all__ = ["FitSettings", "fit_settings", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

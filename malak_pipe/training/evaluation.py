@@ -1,7 +1,8 @@
-"""Evaluation of a classifier on one split of a dataset: top-1, loss, per-class top-1."""
+"""Evaluation of a classifier on one split of a dataset, or on a DataLoader: top-1, loss, per-class top-1."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from malak_pipe.data.batches import batches, is_in_memory
 from malak_pipe.errors import DataError
 
 
@@ -38,6 +40,29 @@ def _split_tensors(data: Any, split: str) -> tuple[torch.Tensor, torch.Tensor, i
     return part.x, part.y, getattr(data, "num_classes", None)
 
 
+def _eval_batches(data: Any, split: str, batch_size: int) -> tuple[Iterator[tuple[Any, Any]], int | None]:
+    """The (x, y) batches to evaluate on, and the class count when the data knows it.
+
+    An in-memory Dataset (its ``split``) or a Split is cut into ``batch_size`` slices; anything
+    else is iterated as a DataLoader of (inputs, labels) batches.
+    """
+    if not (is_in_memory(data) or (hasattr(data, "x") and hasattr(data, "y"))):
+        return _labelled(data), None
+    x, y, num_classes = _split_tensors(data, split)
+    if len(y) == 0:
+        raise DataError(f"the '{split}' split is empty", hint="raise the split's size (val_fraction, max_*)")
+    return (
+        (x[start : start + batch_size], y[start : start + batch_size]) for start in range(0, len(y), batch_size)
+    ), num_classes
+
+
+def _labelled(data: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for x, y in batches(data):
+        if y is None:
+            raise DataError("the evaluation data yields inputs without labels", hint="yield (inputs, labels) batches")
+        yield x, y
+
+
 def _module_device(module: nn.Module) -> torch.device:
     param = next(module.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -49,35 +74,38 @@ def evaluate(
     split: str = "test",
     batch_size: int = 512,
     *,
+    num_classes: int | None = None,
     return_predictions: bool = False,
 ) -> EvalResult:
     """Evaluate ``module`` in eval mode on ``data``'s ``split`` (or on a Split passed as ``data``).
 
-    The module's train/eval mode is restored afterwards.
+    ``data`` may also be a DataLoader or any iterable of (inputs, labels) batches (``split``
+    and ``batch_size`` are then unused); ``num_classes`` sizes ``per_class_top1`` when the data
+    does not know it. The module's train/eval mode is restored afterwards.
     """
-    x, y, num_classes = _split_tensors(data, split)
-    if len(y) == 0:
-        raise DataError(f"the '{split}' split is empty", hint="raise the split's size (val_fraction, max_*)")
+    pairs, known_classes = _eval_batches(data, split, batch_size)
     device = _module_device(module)
     was_training = module.training
     module.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    predictions = []
+    predictions, labels = [], []
     try:
         with torch.inference_mode():
-            for start in range(0, len(y), batch_size):
-                xb = x[start : start + batch_size].to(device, non_blocking=True)
-                yb = y[start : start + batch_size].to(device, non_blocking=True)
+            for xb, yb in pairs:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 logits = module(xb)
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
                 predictions.append(logits.argmax(dim=1))
+                labels.append(yb)
     finally:
         module.train(was_training)
-    predicted = torch.cat(predictions).cpu()
+    if not labels:
+        raise DataError("the evaluation data yielded no batch", hint="pass a non-empty split or DataLoader")
+    predicted, y = torch.cat(predictions).cpu(), torch.cat(labels).cpu()
     return EvalResult(
         top1=float((predicted == y).double().mean()),
         loss=float(loss_sum) / len(y),
-        per_class_top1=per_class_accuracy(predicted, y, num_classes),
+        per_class_top1=per_class_accuracy(predicted, y, num_classes or known_classes),
         n=len(y),
         predictions=predicted if return_predictions else None,
     )

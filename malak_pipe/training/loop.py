@@ -1,7 +1,8 @@
-"""The training loop: in-memory batches by index slicing, best epoch chosen on validation.
+"""The training loop: best epoch chosen on validation, over in-memory tensors or any DataLoader.
 
-Batches are cut from the split tensors with a seeded ``randperm`` (faster than a DataLoader
-for in-memory data). Per-batch statistics stay on the device and are read once per epoch;
+For an in-memory Dataset, batches are cut from the split tensors with a seeded ``randperm``
+(faster than a DataLoader); any other data is iterated as a DataLoader of ``(inputs, labels)``
+batches (see :mod:`malak_pipe.training.sources`). Per-batch statistics stay on the device and are read once per epoch;
 the loss is checked for NaN/inf every ``FINITE_CHECK_EVERY`` batches and at the end of each
 epoch, so the loop costs no more host syncs than a plain hand-written one.
 """
@@ -18,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from malak_pipe.errors import DataError, StageFailed
+from malak_pipe.data.batches import is_in_memory
+from malak_pipe.errors import ConfigError, StageFailed
 from malak_pipe.training.evaluation import evaluate
 from malak_pipe.training.schedule import lr_at, make_optimizer, set_lr
 from malak_pipe.training.seeding import seed_everything
 from malak_pipe.training.settings import FitSettings
+from malak_pipe.training.sources import steps_per_epoch, train_batches, validation_data
 
 FINITE_CHECK_EVERY = 50
 
@@ -57,18 +60,15 @@ class FitResult:
         return [entry["val_top1"] for entry in self.history]
 
 
-def steps_per_epoch(n_train: int, settings: FitSettings) -> int:
-    """Batches in one epoch; a trailing batch of one sample is skipped (BatchNorm cannot train on it)."""
-    full, remainder = divmod(n_train, settings.batch_size)
-    steps = full + (1 if remainder > 1 else 0)
-    if settings.max_batches_per_epoch is not None:
-        steps = min(steps, settings.max_batches_per_epoch)
-    return steps
-
-
-def total_steps(dataset: Any, settings: FitSettings) -> int:
-    """Batches of the whole fit, for a progress bar."""
-    return settings.epochs * steps_per_epoch(len(dataset.train.y), settings)
+def total_steps(dataset: Any, settings: FitSettings) -> int | None:
+    """Batches of the whole fit, for a progress bar (None for a loader without a length)."""
+    if is_in_memory(dataset):
+        return settings.epochs * steps_per_epoch(len(dataset.train.y), settings)
+    length = len(dataset) if hasattr(dataset, "__len__") else None
+    if length is None:
+        return None
+    cap = settings.max_batches_per_epoch
+    return settings.epochs * (length if cap is None else min(length, cap))
 
 
 def cross_entropy_loss(label_smoothing: float = 0.0) -> LossFn:
@@ -98,46 +98,53 @@ def _torch_settings(settings: FitSettings) -> Iterator[None]:
 def fit(
     module: nn.Module,
     dataset: Any,
-    settings: FitSettings,
+    settings: FitSettings | None = None,
     *,
+    val: Any = None,
     loss_fn: LossFn | None = None,
     on_epoch_start: Callable[[int, nn.Module], None] | None = None,
     progress: Any = None,
 ) -> FitResult:
-    """Train ``module`` on ``dataset.train`` and keep the epoch with the best ``dataset.val`` top-1.
+    """Train ``module`` and keep the epoch with the best validation top-1.
 
-    ``loss_fn(module, x, y)`` returns the loss, or ``(loss, logits)`` to also get train
-    accuracy (distillation and QAT plug in here). ``on_epoch_start(epoch, module)`` runs before
-    each epoch (epoch from 1). ``progress.advance()`` is called once per batch. The test split
-    is never looked at. Ties on val top-1 go to the earlier epoch; without a val split the last
-    epoch is kept.
+    ``dataset`` is an in-memory Dataset (its train split, validated on its val split) or the
+    training data as a DataLoader / re-iterable of ``(inputs, labels)`` batches, validated on
+    ``val`` (any data :func:`~malak_pipe.training.evaluate` takes; None: no validation).
+    ``settings`` default to :class:`FitSettings`; with a loader its ``batch_size`` is the
+    loader's business. ``loss_fn(module, x, y)`` returns the loss, or ``(loss, logits)`` to
+    also get train accuracy (distillation and QAT plug in here). ``on_epoch_start(epoch,
+    module)`` runs before each epoch (epoch from 1). ``progress.advance()`` is called once per
+    batch. The test split is never looked at. Ties on val top-1 go to the earlier epoch;
+    without validation data the last epoch is kept.
     """
+    settings = settings or FitSettings()
     with _torch_settings(settings):
         seed_everything(settings.seed, settings.deterministic)
-        trainer = _Trainer(module, dataset, settings, loss_fn or cross_entropy_loss(settings.label_smoothing))
+        loss = loss_fn or cross_entropy_loss(settings.label_smoothing)
+        trainer = _Trainer(module, dataset, validation_data(dataset, val), settings, loss)
         return trainer.run(on_epoch_start, progress)
 
 
 class _Trainer:
     """State of one fit: the optimizer, the shuffling generator, the best weights."""
 
-    def __init__(self, module: nn.Module, dataset: Any, settings: FitSettings, loss_fn: LossFn):
+    def __init__(self, module: nn.Module, dataset: Any, val: Any, settings: FitSettings, loss_fn: LossFn):
         self.module = module
-        self.dataset = dataset
+        self.val = val
         self.settings = settings
         self.loss_fn = loss_fn
-        self.train_x, self.train_y = dataset.train.x, dataset.train.y
-        self.steps = steps_per_epoch(len(self.train_y), settings)
-        if self.steps == 0:
-            raise DataError(
-                f"the train split has {len(self.train_y)} sample(s): too few to train on",
-                hint="use a larger dataset or raise data.max_train",
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.batches = train_batches(dataset, settings, self.generator)
+        if settings.warmup_epochs and self.batches.steps is None:
+            raise ConfigError(
+                "warmup_epochs ramps the learning rate batch by batch and needs the loader's length",
+                path="warmup_epochs",
+                hint="pass a DataLoader (it has a length) or set warmup_epochs: 0",
             )
-        self.has_val = len(dataset.val.y) > 0
+        self.has_val = val is not None
         param = next(module.parameters(), None)
         self.device = param.device if param is not None else torch.device("cpu")
         self.optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings)
-        self.generator = torch.Generator().manual_seed(settings.seed)
         self.step_seconds = 0.0
         self.samples = 0
 
@@ -150,7 +157,7 @@ class _Trainer:
                 on_epoch_start(epoch, self.module)
             epoch_started = time.perf_counter()
             train_loss, train_top1 = self._train_epoch(epoch, progress)
-            val_top1 = evaluate(self.module, self.dataset, "val").top1 if self.has_val else None
+            val_top1 = evaluate(self.module, self.val, "val").top1 if self.has_val else None
             if progress is not None and val_top1 is not None:
                 progress.advance(0, epoch=epoch, val_top1=val_top1)  # a search may stop a poor trial here
             result.history.append(
@@ -176,26 +183,21 @@ class _Trainer:
         return result
 
     def _train_epoch(self, epoch: int, progress: Any) -> tuple[float, float | None]:
-        settings, batch_size = self.settings, self.settings.batch_size
+        settings = self.settings
         in_warmup = epoch - 1 < settings.warmup_epochs
         if not in_warmup:
             set_lr(self.optimizer, lr_at(settings, epoch - 1))
         self.module.train()
         started = time.perf_counter()
-        order = torch.randperm(len(self.train_y), generator=self.generator)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         has_logits = True
-        seen = 0
+        seen = step = 0
         pending: list[torch.Tensor] = []
-        for step in range(self.steps):
+        for step, (x_batch, y_batch) in enumerate(self.batches.epoch()):
             if in_warmup:
-                set_lr(self.optimizer, lr_at(settings, epoch - 1, step, self.steps))
-            index = order[step * batch_size : (step + 1) * batch_size]
-            x, y = self.train_x[index], self.train_y[index]
-            if settings.augment:
-                x = self.dataset.augment(x, self.generator)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                set_lr(self.optimizer, lr_at(settings, epoch - 1, step, self.batches.steps or 1))
+            x, y = x_batch.to(self.device, non_blocking=True), y_batch.to(self.device, non_blocking=True)
             loss, logits = self._step(x, y)
             loss_sum += loss * len(y)
             if logits is None:
@@ -209,7 +211,7 @@ class _Trainer:
             seen += len(y)
             if progress is not None:
                 progress.advance(1)
-        _check_finite(pending, epoch, self.steps)
+        _check_finite(pending, epoch, step + 1)
         self.step_seconds += time.perf_counter() - started
         self.samples += seen
         return float(loss_sum) / seen, (int(correct) / seen if has_logits else None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -52,3 +52,10 @@ class FitSettings(BaseModel):
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("nesterov=true needs optimizer=sgd and momentum > 0")
         return self
+
+
+def fit_settings(base: FitSettings | None = None, **changes: Any) -> FitSettings:
+    """``base`` (default: FitSettings()) with the fields in ``changes`` that are not None, validated."""
+    base = base or FitSettings()
+    given = {name: value for name, value in changes.items() if value is not None}
+    return FitSettings(**{**base.model_dump(), **given}) if given else base

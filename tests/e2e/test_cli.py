@@ -13,8 +13,10 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-def malak_run(tmp_path: Path, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MALAK_CACHE_DIR=str(cache or tmp_path / "cache"), COLUMNS="200")
+def malak_run(
+    tmp_path: Path, *args: str, cache: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MALAK_CACHE_DIR=str(cache or tmp_path / "cache"), COLUMNS="200", **(env or {}))
     return subprocess.run(
         [str(BIN / "malak-run"), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

@@ -29,16 +29,34 @@ def env(cache: Path) -> dict[str, str]:
     return dict(os.environ, MALAK_CACHE_DIR=str(cache), COLUMNS="200", MALAK_JOBS="2")
 
 
+def finished_trials(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')").fetchone()[0]
+
+
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
+    """A search of 4 trials, killed (SIGKILL to its process group) once 2 have finished, then
+    resumed with the same command: the report the other tests read is the resumed one's."""
     root = tmp_path_factory.mktemp("search")
-    out = subprocess.run(command(root / "sweep", 4, 3), cwd=root, env=env(root / "cache"), capture_output=True,
+    sweep = root / "sweep"
+    proc = subprocess.Popen(command(sweep, 4, 3), cwd=root, env=env(root / "cache"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while finished_trials(sweep / "study.db") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    killed_after = finished_trials(sweep / "study.db")
+    out = subprocess.run(command(sweep, 4, 3), cwd=root, env=env(root / "cache"), capture_output=True,
                          text=True, timeout=900)
-    return root, out
+    return root, out, killed_after
 
 
 def test_a_tiny_search_measures_trials_on_target_and_writes_the_front(search):
-    root, out = search
+    root, out, _ = search
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads((root / "sweep" / "report" / "search.json").read_text())
     states = summary["states"]
@@ -57,7 +75,7 @@ def test_a_tiny_search_measures_trials_on_target_and_writes_the_front(search):
 
 
 def test_best_yaml_reproduces_the_pick_from_the_cache(search):
-    root, _ = search
+    root, _, _ = search
     summary = json.loads((root / "sweep" / "report" / "search.json").read_text())
     argv = summary["reproduce"].split()
     out = subprocess.run([str(BIN / argv[0]), *argv[1:], f"hydra.run.dir={root / 'best'}"], cwd=root,
@@ -69,27 +87,10 @@ def test_best_yaml_reproduces_the_pick_from_the_cache(search):
     assert nodes["sim_run"]["metrics"]["top1"] == summary["pick"]["values"][0]
 
 
-def finished_trials(db: Path) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as con:
-        return con.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')").fetchone()[0]
-
-
-def test_a_killed_search_resumes_to_its_trial_budget(tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = subprocess.Popen(command(sweep, 4, 5), cwd=tmp_path, env=env(tmp_path / "cache"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 600
-    while finished_trials(sweep / "study.db") < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(30)
-    before = finished_trials(sweep / "study.db")
-    assert 2 <= before < 4
-    out = subprocess.run(command(sweep, 4, 5), cwd=tmp_path, env=env(tmp_path / "cache"), capture_output=True,
-                         text=True, timeout=900)
+def test_the_killed_search_resumed_to_its_trial_budget(search):
+    root, out, killed_after = search
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    summary = json.loads((sweep / "report" / "search.json").read_text())
+    assert 2 <= killed_after < 4  # the kill landed mid-search
+    summary = json.loads((root / "sweep" / "report" / "search.json").read_text())
     assert len(summary["trials"]) == 4  # the budget counts the trials of the killed session
-    assert {t["number"] for t in summary["trials"]} >= set(range(before))
+    assert {t["number"] for t in summary["trials"]} >= set(range(killed_after))

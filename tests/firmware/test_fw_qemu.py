@@ -90,3 +90,47 @@ def test_stm32h743_build_fits_and_uses_the_mailbox(digits_models, arm_tools, tmp
     report = build_firmware(tmp_path / "src", tmp_path / "fw", target)
     assert report["flash_bytes"] <= target.flash_bytes and report["ram_bytes"] <= target.ram_bytes
     assert "io_mailbox.o" in (tmp_path / "fw" / "firmware.map").read_text()
+
+
+def _run_in_qemu(graph, tmp_path, mps2_target, images):
+    """``graph`` generated, built for mps2-an500 and run on int8 ``images`` in QEMU: (outputs, golden)."""
+    from malak_pipe.mcu import qemu
+    from malak_pipe.mcu.build import build_firmware
+    from malak_pipe.mcu.codegen import generate
+    from malak_pipe.mcu.golden import run_golden
+
+    generated = generate(graph, tmp_path / "src")
+    build_firmware(tmp_path / "src", tmp_path / "fw", mps2_target)
+    out = qemu.run_images(tmp_path / "fw" / "firmware.elf", images, graph.output_tensor.size, len(generated.steps))
+    return out.logits, run_golden(graph, images).reshape(len(images), -1)
+
+
+@pytest.mark.parametrize("seed,route", [(2, "ort_int8"), (11, "qat"), (20, "ptq")])
+def test_random_nets_are_bit_exact_in_qemu(arm_tools, mps2_target, tmp_path, seed, route):
+    """A sample of the random networks (tests/helpers/mcu_random_nets.py) on the DSP path."""
+    from malak_pipe.mcu.golden import quantize_input
+    from malak_pipe.mcu.lower import lower_onnx
+    from tests.helpers.mcu_pipeline import quantize_route
+    from tests.helpers.mcu_random_nets import calibrate_net, random_net
+
+    module, spec = random_net(seed)
+    rng = np.random.default_rng(seed)
+    calibration = rng.normal(size=(96, *spec.input_shape)).astype(np.float32)
+    calibrate_net(module, calibration)
+    graph = lower_onnx(quantize_route(module, route, calibration, tmp_path / "int8.onnx", tmp_path))
+    images = quantize_input(graph, rng.normal(size=(16, *spec.input_shape)).astype(np.float32))
+    got, want = _run_in_qemu(graph, tmp_path, mps2_target, images)
+    np.testing.assert_array_equal(got, want, err_msg=spec.describe())
+
+
+@pytest.mark.parametrize("route", ["ort_int8", "qat"])
+def test_user_model_is_bit_exact_in_qemu(digits_models, arm_tools, mps2_target, tmp_path, route):
+    """The user-style model (separable residual blocks, SiLU, squeeze-excitation) on the digits test set."""
+    from malak_pipe.mcu.golden import quantize_input
+    from malak_pipe.mcu.lower import lower_onnx
+    from tests.helpers.mcu_models import digits_dataset
+
+    graph = lower_onnx(digits_models[f"user_{route}"])
+    images = quantize_input(graph, digits_dataset().test.x.numpy()[:100])
+    got, want = _run_in_qemu(graph, tmp_path, mps2_target, images)
+    np.testing.assert_array_equal(got, want)

@@ -22,7 +22,7 @@ from malak_pipe.data import DataConfig
 DIGITS = DataConfig(name="digits", channels=1, image_size=8, num_classes=10)
 CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 32
-MODEL_CACHE_VERSION = "v2"
+MODEL_CACHE_VERSION = "v3"
 
 
 def digits_dataset() -> Any:
@@ -67,6 +67,54 @@ def mixed_net(in_channels: int = 1, width: int = 16) -> Any:
             return self.fc(torch.flatten(y, 1))
 
     return MixedNet()
+
+
+def user_net(in_channels: int = 1, classes: int = 10) -> Any:
+    """A user-style model: depthwise-separable residual blocks of odd widths (24, 40), SiLU, a
+    squeeze-and-excitation block, ``nn.AdaptiveAvgPool2d(1)`` then ``torch.flatten``, a linear head."""
+    import torch
+    from torch import nn
+
+    def separable(cin: int, cout: int, stride: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.SiLU(),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+    class SqueezeExcite(nn.Module):
+        def __init__(self, channels: int, reduced: int):
+            super().__init__()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.reduce, self.expand = nn.Conv2d(channels, reduced, 1), nn.Conv2d(reduced, channels, 1)
+            self.act = nn.SiLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.sigmoid(self.expand(self.act(self.reduce(self.pool(x)))))
+
+    class UserNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            stem = nn.Conv2d(in_channels, 24, 3, padding=1, bias=False)
+            self.stem = nn.Sequential(stem, nn.BatchNorm2d(24), nn.SiLU())
+            self.block1 = separable(24, 24, 1)
+            self.down = separable(24, 40, 2)
+            self.block2 = separable(40, 40, 1)
+            self.se = SqueezeExcite(40, 10)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(40, classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.stem(x)
+            y = y + self.block1(y)
+            y = self.down(y)
+            y = nn.functional.silu(y + self.block2(y))
+            y = self.se(y)
+            return self.fc(torch.flatten(self.pool(y), 1))
+
+    return UserNet()
 
 
 def train(module: Any, dataset: Any, epochs: int, *, lr: float = 3e-3, seed: int = 0) -> Any:
@@ -121,14 +169,17 @@ _built: dict[str, dict[str, Path]] = {}  # this process's models, whichever cach
 def digits_qdq_models(cache_dir: Path) -> dict[str, Path]:
     """Trained digits SimpleCNN and MixedNet, quantized with int8 and uint8 activations.
 
-    Keys: cnn_int8, cnn_uint8, mixed_int8, mixed_uint8. Kept in ``cache_dir`` across runs and
-    built at most once per process.
+    Keys: cnn_int8, cnn_uint8, mixed_int8, mixed_uint8, and the user-style model (:func:`user_net`)
+    by both routes: user_ort_int8 (ONNX Runtime static quantization), user_ptq and user_qat (the
+    torch int8 model, QAT fine-tuned for 2 epochs, written as QDQ). Kept in ``cache_dir`` across
+    runs and built at most once per process.
     """
     if MODEL_CACHE_VERSION in _built and all(p.exists() for p in _built[MODEL_CACHE_VERSION].values()):
         return _built[MODEL_CACHE_VERSION]
     cache_dir = Path(cache_dir) / MODEL_CACHE_VERSION
     cache_dir.mkdir(parents=True, exist_ok=True)
     paths = {f"{m}_{a}": cache_dir / f"{m}_{a}.onnx" for m in ("cnn", "mixed") for a in ("int8", "uint8")}
+    paths.update({f"user_{r}": cache_dir / f"user_{r}.onnx" for r in USER_ROUTES})
     if not all(p.exists() for p in paths.values()):
         _build_digits_models(paths)
     _built[MODEL_CACHE_VERSION] = paths
@@ -148,3 +199,72 @@ def _build_digits_models(paths: dict[str, Path]) -> None:
             for act in ("int8", "uint8"):
                 path = paths[f"{name}_{act}"]
                 quantize_qdq(fp32, images, path.with_suffix(".tmp.onnx"), act).replace(path)
+        _build_user_models(dataset, images, paths, Path(tmp))
+
+
+USER_ROUTES = ("ort_int8", "ptq", "qat")
+
+
+def _build_user_models(dataset: Any, images: np.ndarray, paths: dict[str, Path], tmp: Path) -> None:
+    """The user-style model trained on digits, quantized by ONNX Runtime, torch static PTQ and QAT."""
+    from malak_pipe.compress import QAT, QATConfig
+    from malak_pipe.deploy.configs import TorchQDQConfig
+    from malak_pipe.deploy.torch_int8 import quantized_engine
+    from malak_pipe.deploy.torch_qdq import export_torch_int8_qdq
+    from malak_pipe.training import FitSettings
+    from tests.helpers.mcu_pipeline import quantize_route
+
+    module = train(user_net(), dataset, epochs=15)
+    for route in ("ort_int8", "ptq"):
+        quantize_route(module, route, images, tmp / f"user_{route}.onnx", tmp).replace(paths[f"user_{route}"])
+    qat = QAT(QATConfig())
+    prepared = qat.prepare(module)
+    qat.train(prepared, dataset, FitSettings(epochs=2, lr=1e-4, optimizer="adam", seed=0))
+    sample = dataset.calibration_batches(1, CALIBRATION_BATCH_SIZE, seed=0)[0]
+    with quantized_engine("x86"):
+        int8 = qat.convert(prepared)
+        config = TorchQDQConfig(activation_type="uint8")
+        export_torch_int8_qdq(int8, dataset.input_shape, tmp / "user_qat.onnx", config, calibration_sample=sample)
+    (tmp / "user_qat.onnx").replace(paths["user_qat"])
+
+
+ZOO = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0")
+ZOO_ROUTES = ("ort_int8", "qat")
+ZOO_WIDTH = 0.25
+ZOO_SHAPE = (3, 32, 32)
+ZOO_CACHE_VERSION = "zoo-v1"
+
+
+def zoo_inputs(count: int, seed: int = 0) -> np.ndarray:
+    """Gaussian N x 3 x 32 x 32 inputs (the zoo models' QDQ graphs are compared on these)."""
+    return np.random.default_rng(seed).normal(size=(count, *ZOO_SHAPE)).astype(np.float32)
+
+
+def zoo_qdq_models(cache_dir: Path) -> dict[str, Path]:
+    """The zoo's models at width 0.25 for 32 x 32 x 3 inputs, untrained but with well-spread
+    activations (BatchNorm statistics of the calibration inputs), quantized by both routes.
+
+    Keys: "<model>/<route>" for the models of :data:`ZOO` and the routes of :data:`ZOO_ROUTES`
+    (tests/helpers/mcu_pipeline.py). Kept in ``cache_dir`` across runs.
+    """
+    import torch
+
+    from malak_pipe.models import ModelConfig, build_model
+    from tests.helpers.mcu_pipeline import quantize_route
+    from tests.helpers.mcu_random_nets import calibrate_net
+
+    cache_dir = Path(cache_dir) / ZOO_CACHE_VERSION
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = {f"{m}/{r}": cache_dir / f"{m}_{r}.onnx" for m in ZOO for r in ZOO_ROUTES}
+    calibration = zoo_inputs(64, seed=1)
+    for name in ZOO:
+        if all(paths[f"{name}/{r}"].exists() for r in ZOO_ROUTES):
+            continue
+        torch.manual_seed(0)
+        config = ModelConfig(name=name, in_channels=3, num_classes=10, image_size=32, width_mult=ZOO_WIDTH)
+        module = calibrate_net(build_model(config).eval(), calibration)
+        for route in ZOO_ROUTES:
+            with tempfile.TemporaryDirectory(prefix="mk-zoo-") as tmp:
+                staged = quantize_route(module, route, calibration, Path(tmp) / "int8.onnx", Path(tmp))
+                staged.replace(paths[f"{name}/{route}"])
+    return paths

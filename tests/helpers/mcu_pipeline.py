@@ -128,7 +128,10 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
 
     images = quantize_input(graph, x)
     golden = run_golden(graph, images).reshape(len(x), -1)
-    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x)).reshape(len(x), -1)
+    ort = np.asarray(OrtPredictor(onnx_path, threads=1)(x))
+    if graph.meta.get("output_layout") == "channels_last":  # an N x C x H x W (N x C x L) output map
+        ort = ort.transpose((0, 2, 3, 1) if ort.ndim == 4 else (0, 2, 1))
+    ort = ort.reshape(len(x), -1)
     out = graph.output_tensor
     dequantized = (golden.astype(np.float64) - out.zero_point) * out.scale
     top2 = np.sort(ort, axis=1)[:, -2:] if ort.shape[1] > 1 else np.zeros((len(x), 2))
@@ -144,20 +147,21 @@ def compare_with_ort(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[np.nda
 
 
 def _ort_tensors(onnx_path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
-    """ONNX Runtime's int8 values of the QuantizeLinear outputs ``names`` (int8 domain, channels-last)."""
+    """ONNX Runtime's values of the QuantizeLinear outputs ``names``: int8 domain, ONNX layout (N, ...)."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(onnx_path))
-    q_types = {}
     inits = {init.name: init.data_type for init in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.output[0] in names:
-            q_types[node.output[0]] = inits.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else 2
+    q_types = {
+        node.output[0]: inits.get(node.input[2], onnx.TensorProto.UINT8) if len(node.input) > 2 else 2
+        for node in model.graph.node
+        if node.op_type == "QuantizeLinear" and node.output[0] in names
+    }
     present = {o.name for o in model.graph.output}
-    for name, dtype in q_types.items():
-        if name not in present:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, dtype, None))
+    model.graph.output.extend(
+        onnx.helper.make_tensor_value_info(name, dtype, None) for name, dtype in q_types.items() if name not in present
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -166,28 +170,41 @@ def _ort_tensors(onnx_path: Path, names: list[str], x: np.ndarray) -> dict[str, 
     values = {}
     for k, name in enumerate(wanted):
         v = np.concatenate([run[k] for run in runs])
-        v = v.astype(np.int64) - (128 if v.dtype == np.uint8 else 0)
-        channels_last = {4: (0, 2, 3, 1), 3: (0, 2, 1)}.get(v.ndim)  # N x C x H x W, N x C x L maps
-        values[name] = (v.transpose(channels_last) if channels_last else v).astype(np.int8)
+        values[name] = v.astype(np.int64) - (128 if v.dtype == np.uint8 else 0)
     return values
 
 
-def layerwise_lsb(graph: Any, onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
+def layerwise_lsb(onnx_path: Path, x: np.ndarray) -> tuple[float, int]:
     """The largest difference (int8 steps) of any layer run on ONNX Runtime's own inputs, and how many
-    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs."""
-    from malak_pipe.mcu.golden import quantize_input, run_layer
+    layers had their inputs and output among ONNX Runtime's QuantizeLinear outputs.
 
-    names = [layer.output for layer in graph.layers] + [name for layer in graph.layers for name in layer.inputs]
-    ort = _ort_tensors(onnx_path, names, x)
-    ort[graph.input] = quantize_input(graph, x)
+    ONNX Runtime's tensors are put in the storage order of the integer graph through the logical
+    index the lowering tracked for each ONNX tensor (a flattened map is CHW in ONNX, HWC stored).
+    """
+    import onnx
+
+    from malak_pipe.mcu.golden import quantize_input, run_layer
+    from malak_pipe.mcu.lower import Lowering
+    from malak_pipe.mcu.onnx_graph import OnnxIndex
+
+    lowering = Lowering(OnnxIndex(onnx.load(str(onnx_path)), str(onnx_path)))
+    graph = lowering.run()
+    names = {layer.output for layer in graph.layers} | {name for layer in graph.layers for name in layer.inputs}
+    stored = {graph.input: quantize_input(graph, x)}
+    for name, value in _ort_tensors(onnx_path, sorted(names), x).items():
+        index = lowering.states[name].index.ravel()
+        tensor = graph.tensors.get(name)
+        if tensor is None or np.unique(index).size != tensor.size or index.size != tensor.size:
+            continue
+        flat = np.empty((len(x), tensor.size), dtype=np.int64)
+        flat[:, index] = value.reshape(len(x), -1)
+        stored[name] = flat.reshape(len(x), *tensor.shape).astype(np.int8)
     worst, checked = 0, 0
     for layer in graph.layers:
-        if layer.output not in ort or not all(name in ort for name in layer.inputs):
-            continue
-        shape = lambda name: ort[name].reshape(len(x), *graph.tensors[name].shape)  # noqa: E731
-        got = run_layer(graph, layer, *[shape(name) for name in layer.inputs]).astype(np.int64)
-        worst = max(worst, int(np.abs(got - shape(layer.output)).max()))
-        checked += 1
+        if layer.output in stored and all(name in stored for name in layer.inputs):
+            got = run_layer(graph, layer, *[stored[name] for name in layer.inputs]).astype(np.int64)
+            worst = max(worst, int(np.abs(got - stored[layer.output]).max()))
+            checked += 1
     return float(worst), checked
 
 
@@ -224,7 +241,7 @@ def run_route(module: Any, route: str, calibration: np.ndarray, x: np.ndarray, h
             result.images = len(x)
             for key, value in figures.items():
                 setattr(result, key, value)
-            result.layer_max_lsb, result.layers_checked = layerwise_lsb(graph, path, x[:LAYERWISE_IMAGES])
+            result.layer_max_lsb, result.layers_checked = layerwise_lsb(path, x[:LAYERWISE_IMAGES])
             if host:
                 result.stage = "host"
                 result.host_bit_exact = host_bit_exact(graph, images, workdir)

@@ -294,7 +294,10 @@ def calibrate_net(module: Any, x: np.ndarray, logit_std: float = 3.0) -> Any:
         for start in range(0, len(x), 32):
             module(torch.as_tensor(x[start : start + 32]))
     module.eval()
-    classifier = [m for m in module.modules() if isinstance(m, nn.Linear)][-1]
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return module
+    classifier = linears[-1]
     seen: list[torch.Tensor] = []
     hook = classifier.register_forward_hook(lambda _m, _i, out: seen.append(out))
     with torch.no_grad():

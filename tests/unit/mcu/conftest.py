@@ -14,6 +14,14 @@ def digits_models(request):
 
 
 @pytest.fixture(scope="session")
+def zoo_models(request):
+    """The zoo's QDQ graphs by both routes ("<model>/<route>"), built once and cached in .pytest_cache."""
+    from tests.helpers.mcu_models import model_cache_dir, zoo_qdq_models
+
+    return zoo_qdq_models(model_cache_dir(request))
+
+
+@pytest.fixture(scope="session")
 def digits_split():
     """(x_train, y_train, x_test, y_test) of the digits dataset as numpy arrays."""
     from tests.helpers.mcu_models import digits_dataset
