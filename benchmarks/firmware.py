@@ -1,196 +1,160 @@
-"""Firmware benchmark: SimpleCNN on Fashion-MNIST and MobileNetV2 at 32x32x3 on the simulated Cortex-M7.
+"""Firmware benchmark: what ``malak-run`` produces on the simulated Cortex-M7, read from its result files.
 
     .venv/bin/python benchmarks/firmware.py --out benchmarks/results/firmware.json
+    .venv/bin/python benchmarks/firmware.py --out ... --models resnet18 --set stage.sim_run.num_images=50
 
-For each model: train (SimpleCNN: a few epochs on Fashion-MNIST; MobileNetV2: on the synthetic
-32x32x3 dataset, random-ish weights are enough for instruction counts), quantize with ONNX
-Runtime (QDQ, per-channel int8 weights, int8 activations), lower to the integer graph,
-generate C, build for mps2-an500 (run in QEMU with -icount shift=0: exact instruction counts)
-and for stm32h743 (the budget check), run the test images on the simulated MCU and compare
-with the golden reference and ONNX Runtime. Writes
-{model: {instructions_per_inference, instructions_per_mac, ram_bytes, flash_bytes, param_bytes,
-bit_exact_rate, top1, layers, ...}}. Every number is measured by this script; nothing is copied.
+Each model is one ``malak-run`` of an experiment of conf/experiment/ with overrides only:
+SimpleCNN on Fashion-MNIST (``firmware_fmnist``: ONNX Runtime's static PTQ, all 10,000 test
+images), MobileNetV2, ResNet-18 and EfficientNet-B0 at 32x32x3 at a width that fits the
+STM32H743 (``firmware_zoo``: ONNX Runtime's static PTQ and the QAT model's own QDQ graph, each
+on the target). Every figure (instructions per inference, per MAC and per layer, RAM,
+flash, bit-exactness, on-target top-1, the golden reference's agreement with ONNX Runtime) is
+read from the run's ``result.json`` files; nothing is computed here. Writes
+{record: {instructions_per_inference, instructions_per_mac, ram_bytes, flash_bytes,
+param_bytes, bit_exact_rate, top1, layers, ...}}; records of models not run this time are kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import yaml
+from malak_cli import malak_run, node_record, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
+ZOO = ("+experiment=firmware_zoo",)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmarked model: the record name, the malak-run overrides, the routes to record."""
+
+    key: str
+    overrides: tuple[str, ...]
+    routes: tuple[str, ...] = ("ort_static", "qat")
+
+
+BENCHES = {
+    "simple_cnn": Bench("simple_cnn_fashion_mnist", ("+experiment=firmware_fmnist",), ("ort_static",)),
+    "mobilenet_v2": Bench("mobilenet_v2_w0.75_32x32x3", (*ZOO, "model=mobilenet_v2", "model.width_mult=0.75")),
+    "resnet18": Bench("resnet18_w0.375_32x32x3", (*ZOO, "model=resnet18", "model.width_mult=0.375")),
+    "efficientnet_b0": Bench("efficientnet_b0_w0.5_32x32x3", (*ZOO, "model=efficientnet_b0", "model.width_mult=0.5")),
+}
+
+# route -> the suffix of its nodes in the pipeline (conf/pipeline/firmware_routes.yaml)
+NODE_SUFFIX = {"ort_static": "", "qat": "_qat"}
+SIM_KEYS = (
+    "instructions_per_inference",
+    "instructions_per_mac",
+    "ram_bytes",
+    "flash_bytes",
+    "param_bytes",
+    "bit_exact_rate",
+    "top1",
+    "golden_top1",
+    "ort_top1",
+    "ort_agreement",
+    "golden_ort_agreement",
+    "macs",
+    "images",
+    "stack_used_bytes",
+    "sim_seconds",
+)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def load_target(name: str):
-    from malak_pipe.mcu.target import TargetConfig
-
-    return TargetConfig(**yaml.safe_load((ROOT / "conf" / "target" / f"{name}.yaml").read_text()))
-
-
-def train_and_quantize(
-    model_cfg: dict, data_cfg: dict, epochs: int, workdir: Path, seed: int = 0
-) -> tuple[Path, object]:
-    """A trained model exported to QDQ int8 (cached in workdir by its settings)."""
-    import torch
-
-    from malak_pipe.data.config import DataConfig
-    from malak_pipe.data.load import load_dataset
-    from malak_pipe.models import build_model
-    from malak_pipe.models.config import ModelConfig
-    from tests.helpers.mcu_models import export_qdq, train
-
-    dataset = load_dataset(DataConfig(**data_cfg))
-    key = f"{model_cfg['name']}_w{model_cfg.get('width_mult', 1.0)}_{data_cfg['name']}_e{epochs}_s{seed}"
-    path = workdir / f"{key}.onnx"
-    if path.exists():
-        log(f"reusing {path}")
-        return path, dataset
-    torch.manual_seed(seed)
-    built = build_model(ModelConfig(**model_cfg))
-    module = built.module if hasattr(built, "module") else built
-    x, y = dataset.train.x.numpy(), dataset.train.y.numpy()
-    started = time.monotonic()
-    if epochs:
-        train(module, x, y, epochs=epochs, seed=seed)
-    log(f"trained {key} in {time.monotonic() - started:.0f} s")
-    rng = np.random.default_rng(seed)
-    calibration = x[rng.choice(len(x), size=min(512, len(x)), replace=False)]
-    export_qdq(module.eval(), calibration, path, "int8")
-    return path, dataset
+def node_result(run_dir: Path, node: str) -> dict[str, Any]:
+    """The ``result.json`` of one node of a run; SystemExit when it did not end ok or cached."""
+    result = node_record(run_dir, node)
+    if result["status"] not in ("ok", "cached"):
+        raise SystemExit(f"{run_dir / node}: {result['status']}: {result.get('error') or result.get('reason')}")
+    return result
 
 
-def bench(name: str, onnx_path: Path, dataset, images: int | None, workdir: Path, budget_target: str) -> dict:
-    """Generate, build and run one model; the benchmark record."""
-    from malak_pipe.mcu.build import BuildOptions, build_firmware
-    from malak_pipe.mcu.codegen import generate
-    from malak_pipe.mcu.lower import lower_onnx
-    from malak_pipe.mcu.simulate import SimSettings, evaluate_firmware
-
-    graph = lower_onnx(onnx_path)
-    sources = workdir / name / "sources"
-    generated = generate(graph, sources)
-    options = BuildOptions(stack_bytes=2048)
-    budget = build_firmware(sources, workdir / name / f"firmware_{budget_target}", load_target(budget_target), options)
-    build_firmware(sources, workdir / name / "firmware_mps2_an500", load_target("mps2_an500"), options)
-    x, y = dataset.test.x.numpy(), dataset.test.y.numpy()
-    if images:
-        x, y = x[:images], y[:images]
-    log(f"{name}: {len(x)} images through QEMU (icount), {generated.macs} MACs per inference")
-    started = time.monotonic()
-    metrics, report = evaluate_firmware(
-        workdir / name / "firmware_mps2_an500",
-        sources,
-        x,
-        y,
-        SimSettings(timeout_per_image_s=2.0),
-        onnx_path=onnx_path,
-        progress=None,
-    )
-    log(f"{name}: done in {time.monotonic() - started:.0f} s")
-    keys = (
-        "instructions_per_inference",
-        "instructions_per_mac",
-        "ram_bytes",
-        "flash_bytes",
-        "param_bytes",
-        "bit_exact_rate",
-        "top1",
-        "golden_top1",
-        "ort_top1",
-        "ort_agreement",
-        "macs",
-        "images",
-        "stack_used_bytes",
-        "sim_seconds",
-    )
-    record = {key: metrics.get(key) for key in keys}
-    memory = report["memory"]
+def route_record(run_dir: Path, route: str, command: list[str]) -> dict[str, Any]:
+    """The benchmark record of one route of a run, every figure from its nodes' result files."""
+    suffix = NODE_SUFFIX[route]
+    sim = node_result(run_dir, f"sim_run{suffix}")
+    build = node_result(run_dir, f"firmware_build{suffix}")
+    codegen = node_result(run_dir, f"codegen{suffix}")
+    target, metrics = build["config"]["target"], build["metrics"]
+    mode = " -icount shift=0" if sim["config"]["icount"] else ""
+    record = {key: sim["metrics"].get(key) for key in SIM_KEYS}
     record.update(
         {
-            "arena_bytes": memory["arena_bytes"],
-            "arena_lower_bound_bytes": memory["arena_lower_bound_bytes"],
-            "code_bytes": memory["code_bytes"],
-            "stack_bytes": memory["stack_bytes"],
-            "flash_over_params_bytes": memory["flash_bytes"] - memory["param_bytes"],
-            "simulated_target": "mps2_an500 (qemu-system-arm -M mps2-an500 -icount shift=0)",
-            f"{budget_target}_flash_bytes": budget["flash_bytes"],
-            f"{budget_target}_ram_bytes": budget["ram_bytes"],
-            f"{budget_target}_fits": True,
-            "layers": report["layers"],
+            "route": route,
+            "arena_bytes": metrics["arena_bytes"],
+            "arena_lower_bound_bytes": codegen["metrics"]["arena_lower_bound_bytes"],
+            "code_bytes": metrics["code_bytes"],
+            "stack_bytes": metrics["stack_bytes"],
+            "flash_over_params_bytes": sim["metrics"]["flash_bytes"] - sim["metrics"]["param_bytes"],
+            "simulated_target": f"{target['name']} (qemu-system-arm -M {target['qemu_machine']}{mode})",
+            "layers": sim["metrics"]["layers"],
+            "command": "malak-run " + " ".join(command),
         }
     )
+    if "deploy_target" in metrics:
+        board = metrics["deploy_target"]
+        record[f"{board}_flash_bytes"] = metrics["deploy_flash_bytes"]
+        record[f"{board}_ram_bytes"] = metrics["deploy_ram_bytes"]
+        record[f"{board}_fits"] = (
+            metrics["deploy_flash_bytes"] <= metrics["deploy_flash_budget_bytes"]
+            and metrics["deploy_ram_bytes"] <= metrics["deploy_ram_budget_bytes"]
+        )
     return record
 
 
-def models_run(results: dict, models: list[str]) -> list[str]:
-    """The result keys of the models of this invocation."""
-    return [key for key in results if any(key.startswith(m) for m in models)]
+def run_bench(bench: Bench, workdir: Path, extra: list[str]) -> dict[str, dict[str, Any]]:
+    """Run one model's experiment; its records (route ort_static under the bench's key)."""
+    run_dir = workdir / "runs" / bench.key
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run directory; the cache keeps what was computed
+    command = [*bench.overrides, *extra, "run.live=false"]
+    log("malak-run " + " ".join(command))
+    run = malak_run(command, ROOT, run_dir, cache_dir=workdir / "cache")
+    log(f"{bench.key}: malak-run done in {run.wall_s:.0f} s ({run.cpu_s:.0f} CPU s)")
+    return {
+        bench.key + ("" if route == "ort_static" else f"_{route}"): route_record(run_dir, route, command)
+        for route in bench.routes
+    }
+
+
+def summary(name: str, record: dict[str, Any]) -> str:
+    ipi, ipm = record["instructions_per_inference"], record["instructions_per_mac"]
+    return (
+        f"{name}: {ipi:.0f} instructions ({ipm:.3f}/MAC), RAM {record['ram_bytes']} B, flash "
+        f"{record['flash_bytes']} B (params {record['param_bytes']} B), bit-exact {record['bit_exact_rate']}, "
+        f"top-1 {record['top1']:.4f} (golden {record['golden_top1']:.4f}, ORT {record['ort_top1']:.4f}, "
+        f"golden vs ORT {record['golden_ort_agreement']:.4f})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--models", default="simple_cnn,mobilenet_v2")
+    parser.add_argument("--models", default=",".join(BENCHES), help=f"comma-separated, of {', '.join(BENCHES)}")
     parser.add_argument("--workdir", type=Path, default=ROOT / "outputs" / "bench-firmware")
-    parser.add_argument("--epochs", type=int, default=2, help="SimpleCNN training epochs on Fashion-MNIST")
-    parser.add_argument("--images", type=int, default=0, help="SimpleCNN test images (0: all 10000)")
-    parser.add_argument("--mbv2-width", type=float, default=0.75)
-    parser.add_argument("--mbv2-epochs", type=int, default=8, help="MobileNetV2 epochs on synthetic 32x32x3 data")
-    parser.add_argument("--mbv2-images", type=int, default=200, help="MobileNetV2 test images (synthetic has 200)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an extra malak-run override")
     args = parser.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    torch.set_num_threads(2)
-    # records of models not run this time are kept, so one model can be re-measured alone
+    unknown = sorted(set(args.models.split(",")) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown models {unknown}: pick from {', '.join(BENCHES)}")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    models = args.models.split(",")
-    if "simple_cnn" in models:
-        path, data = train_and_quantize(
-            {"name": "simple_cnn", "in_channels": 1, "num_classes": 10, "image_size": 28},
-            {"name": "fashion_mnist", "channels": 1, "image_size": 28, "num_classes": 10},
-            args.epochs,
-            args.workdir,
-        )
-        results["simple_cnn_fashion_mnist"] = bench(
-            "simple_cnn", path, data, args.images or None, args.workdir, "stm32h743"
-        )
-    if "mobilenet_v2" in models:
-        path, data = train_and_quantize(
-            {
-                "name": "mobilenet_v2",
-                "in_channels": 3,
-                "num_classes": 10,
-                "image_size": 32,
-                "width_mult": args.mbv2_width,
-            },
-            {"name": "synthetic", "channels": 3, "image_size": 32, "num_classes": 10, "n_train": 1000, "n_test": 200},
-            args.mbv2_epochs,
-            args.workdir,
-        )
-        key = f"mobilenet_v2_w{args.mbv2_width}_32x32x3"
-        results[key] = bench(
-            f"mobilenet_v2_w{args.mbv2_width}", path, data, args.mbv2_images, args.workdir, "stm32h743"
-        )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    for name in models_run(results, models):
-        record = results[name]
-        ipi, ipm = record["instructions_per_inference"], record["instructions_per_mac"]
-        log(
-            f"{name}: {ipi:.0f} instructions ({ipm:.3f}/MAC), "
-            f"RAM {record['ram_bytes']} B, flash {record['flash_bytes']} B (params {record['param_bytes']} B), "
-            f"bit-exact {record['bit_exact_rate']}, top-1 {record['top1']:.4f} (golden {record['golden_top1']:.4f})"
-        )
+    fresh: dict[str, dict[str, Any]] = {}
+    for name in args.models.split(","):
+        fresh.update(run_bench(BENCHES[name], args.workdir, args.set))
+    results.update(fresh)
+    write_report(args.out, results)
+    for name, record in fresh.items():
+        log(summary(name, record))
     return 0
 
 

@@ -22,7 +22,7 @@ class SimRun(Stage):
     """Inference on the simulated MCU vs the golden reference and ONNX Runtime."""
 
     name = "sim_run"
-    version = 1
+    version = 2  # golden_ort_agreement
     Config = SimRunConfig
     inputs = {"firmware": "firmware_elf", "sources": "c_sources", "data": "dataset", "onnx_int8": "onnx_model_int8"}
     optional_inputs = frozenset({"onnx_int8"})

@@ -8,9 +8,11 @@ with the numbers and the amount over; and after linking, with the real section s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from malak_pipe.errors import BudgetExceeded, StageFailed, StageSkipped
@@ -32,6 +34,7 @@ FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
 LAYER_KEYS = ("index", "name", "kernel", "macs", "param_bytes", "scratch_bytes")
+DEBUG_FLAGS = {"none": (), "lines": ("-g1",), "full": ("-g",)}
 
 
 def arm_tool(name: str) -> str:
@@ -46,7 +49,8 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     flags = [f"-mcpu={target.cpu}", "-mthumb", f"-mfloat-abi={target.float_abi}"]
     if target.float_abi != "soft":
         flags.append(f"-mfpu={target.fpu}")
-    flags += [f"-{options.opt_level}", "-g", "-std=c11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections"]
+    flags += [f"-{options.opt_level}", *DEBUG_FLAGS[options.debug_info], "-std=c11", "-Wall", "-Wextra"]
+    flags += ["-ffunction-sections", "-fdata-sections"]
     flags += [
         "-fno-strict-aliasing",
         f"-DMK_TIMER_{target.timer.upper()}",
@@ -56,29 +60,104 @@ def cflags(target: TargetConfig, options: BuildOptions) -> list[str]:
     return flags
 
 
-def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+def _execute(command: list[str], what: str, cwd: Path | None = None) -> tuple[str, str]:
+    """Run a tool; (its stdout, its build-log entry). StageFailed with its stderr when it fails."""
     result = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
-    with open(log, "a") as handle:
-        handle.write("$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n")
     if result.returncode != 0:
         raise StageFailed(f"{what} failed (exit {result.returncode}): {' '.join(command)}\n{result.stderr[-3000:]}")
-    return result.stdout
+    return result.stdout, "$ " + " ".join(command) + "\n" + result.stdout + result.stderr + "\n"
 
 
-def check_budget(target: TargetConfig, flash: int, ram: int, when: str) -> None:
-    """BudgetExceeded (a StageFailed a search records as infeasible) naming the numbers when
-    flash or RAM exceeds the target's budget."""
+def _run(command: list[str], log: Path, what: str, cwd: Path | None = None) -> str:
+    stdout, entry = _execute(command, what, cwd)
+    with open(log, "a") as handle:
+        handle.write(entry)
+    return stdout
+
+
+def _compile_all(command: list[str], sources: list[Path], work: Path) -> list[str]:
+    """Compile every source to an object in ``work``, as many at once as there are cores.
+
+    The build log gets the entries in source order, so it is the same whatever finished first.
+    """
+
+    def compile_one(source: Path) -> tuple[str, str]:
+        obj = work / (source.stem + ".o")
+        _, entry = _execute([*command, "-c", str(source), "-o", str(obj)], f"compiling {source.name}", work)
+        return str(obj), entry
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as pool:
+        compiled = list(pool.map(compile_one, sources))
+    with open(work / "build.log", "a") as handle:
+        handle.writelines(entry for _, entry in compiled)
+    return [obj for obj, _ in compiled]
+
+
+GENERIC_FIT_HINT = (
+    "pick a target with more memory, a narrower model (model.width_mult), prune (prune_structured), "
+    "or lower stack_bytes"
+)
+
+
+def check_budget(
+    target: TargetConfig,
+    flash: int,
+    ram: int,
+    when: str,
+    *,
+    detail: str = "",
+    hint: str = GENERIC_FIT_HINT,
+    path: str = "target",
+) -> None:
+    """BudgetExceeded (a StageFailed a search records as infeasible) naming the numbers (and
+    ``detail``) when flash or RAM exceeds the target's budget."""
     over = []
     if flash > target.flash_bytes:
         over.append(f"flash {flash} B > {target.flash_bytes} B budget ({flash - target.flash_bytes} B over)")
     if ram > target.ram_bytes:
         over.append(f"RAM {ram} B > {target.ram_bytes} B budget ({ram - target.ram_bytes} B over)")
     if over:
+        where = f" ({detail})" if detail else ""
         raise BudgetExceeded(
-            f"the model does not fit target '{target.name}' {when}: " + "; ".join(over),
-            path="target",
-            hint="pick a larger target, a narrower model (model.width_mult), prune, or lower stack_bytes",
+            f"the model does not fit target '{target.name}' {when}: " + "; ".join(over) + where,
+            path=path,
+            hint=hint,
         )
+
+
+def width_factor_that_fits(target: TargetConfig, param_bytes: int, arena_bytes: int, stack_bytes: int) -> float:
+    """About how much narrower (a factor on model.width_mult) the model must be to fit ``target``.
+
+    Parameters grow about with the square of the width, the activation arena about linearly;
+    the code (a few percent of flash) is left out, so the factor is an upper bound.
+    """
+    factors = [1.0]
+    if param_bytes > target.flash_bytes:
+        factors.append((target.flash_bytes / param_bytes) ** 0.5)
+    if arena_bytes + stack_bytes > target.ram_bytes:
+        factors.append(max(target.ram_bytes - stack_bytes, 0) / arena_bytes)
+    return min(factors)
+
+
+def check_plan_budget(plan: dict, target: TargetConfig, options: BuildOptions, path: str = "target") -> None:
+    """The budget check before anything is compiled, with what the code generator's plan fixes.
+
+    Flash must hold the parameters, RAM the activation arena plus the reserved stack; a model
+    over either fails with the numbers, the amount over and about which width would fit.
+    """
+    params, arena, stack = plan["param_bytes"], plan["arena"]["arena_bytes"], options.stack_bytes
+    factor = width_factor_that_fits(target, params, arena, stack)
+    check_budget(
+        target,
+        params,
+        arena + stack,
+        "(checked before linking)",
+        detail=f"flash holds the parameters: {params} B; RAM holds the arena {arena} B + the stack {stack} B",
+        hint=f"a narrower model: model.width_mult at most about {factor:.2f} x the current one (parameters grow "
+        "with its square, the activation arena linearly), a pruned one (prune_structured), a smaller "
+        "stack_bytes, or a target with more memory",
+        path=path,
+    )
 
 
 def compile_and_link(
@@ -97,11 +176,7 @@ def compile_and_link(
         prefixes = {work: "build", root: "firmware", **{p: f"include{i}" for i, p in enumerate(includes)}}
         maps = [f"-ffile-prefix-map={path}={name}" for path, name in prefixes.items()]
         flags = cflags(target, options) + maps + [f"-I{p}" for p in [root / "include", *includes]]
-        objects = []
-        for source in sources:
-            obj = work / (source.stem + ".o")
-            _run([gcc, *flags, "-c", str(source), "-o", str(obj)], work / "build.log", f"compiling {source.name}", work)
-            objects.append(str(obj))
+        objects = _compile_all([gcc, *flags], sources, work)
         link = [gcc, *cflags(target, options), "-nostartfiles", "--specs=nano.specs", f"-L{root / 'ld'}"]
         link += ["-T", target.linker_script, f"-Wl,--defsym=__stack_size={options.stack_bytes}", "-Wl,--gc-sections"]
         link += ["-Wl,-Map=firmware.map", *objects, "-o", "firmware.elf"]
@@ -115,12 +190,15 @@ def compile_and_link(
     return out_dir / "firmware.elf"
 
 
+def read_plan(sources: Path) -> dict:
+    """The code generator's plan.json of a c_sources directory."""
+    return json.loads((sources / "plan.json").read_text())
+
+
 def build_firmware(sources: Path, out_dir: Path, target: TargetConfig, options: BuildOptions = BuildOptions()) -> dict:
     """Compile and link ``sources`` (a codegen directory) into ``out_dir``/firmware.elf; the memory report."""
-    plan = json.loads((sources / "plan.json").read_text())
-    check_budget(
-        target, plan["param_bytes"], plan["arena"]["arena_bytes"] + options.stack_bytes, "(checked before linking)"
-    )
+    plan = read_plan(sources)
+    check_plan_budget(plan, target, options)
     runtime = runtime_sources(target)
     elf = compile_and_link(
         [sources / "model.c", sources / "model_data.c", *runtime], [sources], out_dir, target, options

@@ -22,16 +22,24 @@ class McuConfig(CompressionConfig):
     """Base of the MCU configs: frozen, strict, versioned, JSON round-trip (inherited as is)."""
 
 
+DebugInfo = Literal["none", "lines", "full"]
+
+
 class BuildOptions(McuConfig):
-    """Compiler settings of a firmware build: ``-<opt_level>``, the reserved stack, extra flags.
+    """Compiler settings of a firmware build: ``-<opt_level>``, the reserved stack, extra flags,
+    and the debug information kept in the ELF.
 
     The stack is part of the RAM budget checked before linking; the runner reports how much of
-    it an inference used.
+    it an inference used. ``debug_info`` never changes what is loaded on the target (flash,
+    RAM, instructions): ``lines`` (-g1, line tables: fault addresses map to source lines) costs
+    little compile time, ``full`` (-g, variables for a gdb session) about doubles it for a
+    model of many layers, ``none`` keeps nothing.
     """
 
     opt_level: OptLevel = "O3"
     stack_bytes: int = Field(default=2048, ge=256)
     extra_cflags: tuple[str, ...] = ()
+    debug_info: DebugInfo = "lines"
 
 
 class SimSettings(McuConfig):

@@ -2,8 +2,10 @@
 
 ``evaluate_firmware`` quantizes float test images exactly as the golden reference does, runs
 them through the firmware in batches (one simulator launch per batch), and compares: on-target
-top-1, bit-exactness of every output against the golden graph, agreement with ONNX Runtime,
-instructions per inference and per layer from the timer counts.
+top-1, bit-exactness of every output against the golden graph, agreement with ONNX Runtime
+(``ort_agreement``: the firmware's top-1 against ORT's; ``golden_ort_agreement``: the golden
+reference's against ORT's, on the same images), instructions per inference and per layer from
+the timer counts.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def evaluate_firmware(
         ort = ort_top1(onnx_path, np.asarray(x, dtype=np.float32))
         metrics["ort_top1"] = float((ort == y).mean())
         metrics["ort_agreement"] = float((ort == result.logits.argmax(axis=1)).mean())
+        metrics["golden_ort_agreement"] = float((ort == golden.argmax(axis=1)).mean())
     counts = _instruction_counts(result, plan, target, settings, len(images))
     metrics.update(counts.pop("summary"))
     metrics.update(
