@@ -9,15 +9,19 @@ per-layer sensitivity, the 4-bit layers under the 256 KB target's flash, INT4 QD
 firmware, QEMU; all-int4 PTQ with min-max and MSE clips, all-int4 QAT and a random choice
 under the same budget beside it) once per seed, then again for seed 0 with each flash budget
 of ``--budgets`` and the floor where every layer is at 4 bits (``budget=flash_bytes`` on the
-4 MB board, so every budget builds; only the mixed chain and the random control run) and extra
-random draws under the 256 KB budget. Every figure is read from the runs' results.json:
+4 MB board, so every budget builds; only the mixed chain and the random control run), and the
+choice study: on every seed's model, under the 256 KB budget, the sensitivity (knapsack) choice
+and ``--random-draws`` random ones, with the experiment's clips and with min-max clips only.
+Every figure is read from the runs' results.json:
 
 * per seed: int8 and mixed test top-1, the drop vs int8 and FP32, flash and instructions per
   inference on target, on-target top-1 vs the golden reference's, the 4-bit layers;
 * ``targets``: the checks of the issue (flash <= 280 KB at <= 0.5 pp vs int8, fits 256 KB,
   top-1 on target = golden, instructions <= 1.3x int8) and the smallest budget within 1 pp;
 * ``comparison``: all-int4 PTQ (min-max, MSE) vs all-int4 QAT vs the sensitivity choice vs
-  random choices of the same budget; ``sensitivity``: the per-layer table of seed 0.
+  the random choice of the same budget, over the seeds;
+* ``choice_vs_random``: per clip, the sensitivity choice against every random draw on the same
+  model (how many draws did worse, tied, better); ``sensitivity``: the per-layer table of seed 0.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from malak_cli import malak_run, nodes, write_report  # noqa: E402
+from malak_cli import job_dirs, malak_run, nodes, write_report  # noqa: E402
 
 KB = 1024
 FLASH_280KB = 280 * KB
@@ -158,22 +162,72 @@ SWEEP_KEYS = (
 )
 
 
-def random_draws(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
-    """Further random choices under the 256 KB budget (seed 0's model, draw seeds 1..n)."""
-    draws = []
-    for draw in range(1, args.random_draws + 1):
-        extra = ["run.only=[mixed_random]", f"stage.mixed_precision.seed={draw}"]
-        run = malak_run([*overrides(args, args.seeds[0]), *extra], workdir, workdir / "runs" / f"random_{draw}")
-        metrics = nodes(run.path)["mixed_random"]["metrics"]
-        draws.append(
-            {
-                "draw": draw,
-                "four_bit_layers": metrics["four_bit_layers"],
-                "test_drop_vs_int8_pp": metrics["test_top1_drop_vs_int8_pp"],
-                "val_drop_vs_int8_pp": metrics["val_top1_drop_vs_int8_pp"],
-            }
-        )
-    return draws
+CLIPS = ("auto", "minmax")
+"""The clips of the choice study: the experiment's (per layer, the better on val) and min-max
+alone, where 4-bit errors are larger and which layers go to 4 bits should matter more."""
+
+
+def choice_row(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The 4-bit layers of one choice and its drops vs int8."""
+    return {
+        "four_bit_layers": metrics["four_bit_layers"],
+        "test_drop_vs_int8_pp": metrics["test_top1_drop_vs_int8_pp"],
+        "val_drop_vs_int8_pp": metrics["val_top1_drop_vs_int8_pp"],
+    }
+
+
+def seed_choices(args: argparse.Namespace, workdir: Path, seed: int, clip: str) -> dict[str, Any]:
+    """One seed's model under the 256 KB budget with ``clip``: the sensitivity (knapsack) choice,
+    and ``--random-draws`` uniform random choices (draw seeds 1001.., one ``-m`` sweep)."""
+    base = [*overrides(args, seed), f"stage.mixed_precision.clip={clip}"]
+    run = malak_run([*base, "run.only=[mixed_precision]"], workdir, workdir / "runs" / f"knapsack_{clip}_{seed}")
+    draws = [1000 + d for d in range(1, args.random_draws + 1)]
+    sweep = malak_run(
+        [
+            *base,
+            "hydra/launcher=local",
+            "run.only=[mixed_random]",
+            "stage.mixed_precision.seed=" + ",".join(map(str, draws)),
+        ],
+        workdir,
+        workdir / "runs" / f"random_{clip}_{seed}",
+        multirun=True,
+    )
+    randoms = [
+        {"draw": draw, **choice_row(nodes(job)["mixed_random"]["metrics"])}
+        for draw, job in zip(draws, job_dirs(sweep.path), strict=True)
+    ]
+    return {"seed": seed, "sensitivity": choice_row(nodes(run.path)["mixed_precision"]["metrics"]), "random": randoms}
+
+
+def choice_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sensitivity choice against the random draws of the same seeds (test drop vs int8, pp)."""
+    pairs = [
+        (row["sensitivity"]["test_drop_vs_int8_pp"], draw["test_drop_vs_int8_pp"])
+        for row in rows
+        for draw in row["random"]
+    ]
+    sensitivity = [row["sensitivity"]["test_drop_vs_int8_pp"] for row in rows]
+    randoms = [draw for _, draw in pairs]
+    return {
+        "sensitivity": mean_std(sensitivity),
+        "random": mean_std(randoms),
+        "sensitivity_minus_random_mean_per_seed_pp": [
+            s - statistics.fmean(d["test_drop_vs_int8_pp"] for d in row["random"])
+            for s, row in zip(sensitivity, rows, strict=True)
+        ],
+        "random_draws_worse": sum(draw > s for s, draw in pairs),
+        "random_draws_tied": sum(draw == s for s, draw in pairs),
+        "random_draws_better": sum(draw < s for s, draw in pairs),
+        "distinct_random_sets": len({tuple(d["four_bit_layers"]) for row in rows for d in row["random"]}),
+        "sensitivity_beats_random_mean": statistics.fmean(sensitivity) < statistics.fmean(randoms),
+        "per_seed": rows,
+    }
+
+
+def choice_study(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Sensitivity vs random choices under the 256 KB budget, per clip, over every seed."""
+    return {clip: choice_summary([seed_choices(args, workdir, seed, clip) for seed in args.seeds]) for clip in CLIPS}
 
 
 def targets(per_seed: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> dict[str, Any]:
@@ -192,14 +246,9 @@ def targets(per_seed: list[dict[str, Any]], sweep: list[dict[str, Any]]) -> dict
     }
 
 
-def comparison(per_seed: list[dict[str, Any]], draws: list[dict[str, Any]]) -> dict[str, Any]:
-    """Test drop vs int8 of each variant over the seeds, and of every random draw."""
-    table = {name: mean_std([fig[name]["test_drop_vs_int8_pp"] for fig in per_seed]) for name in VARIANTS}
-    randoms = [fig["mixed_random"]["test_drop_vs_int8_pp"] for fig in per_seed]
-    randoms += [draw["test_drop_vs_int8_pp"] for draw in draws]
-    table["random_all_draws"] = mean_std(randoms)
-    table["sensitivity_beats_random_mean"] = table["mixed_precision"]["mean"] < table["random_all_draws"]["mean"]
-    return table
+def comparison(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Test drop vs int8 of each variant over the seeds (pp)."""
+    return {name: mean_std([fig[name]["test_drop_vs_int8_pp"] for fig in per_seed]) for name in VARIANTS}
 
 
 def main() -> None:
@@ -223,15 +272,15 @@ def main() -> None:
         sensitivity = sensitivity or results["sensitivity"]["metrics"]
     floor = floor_budget(per_seed[0], sensitivity)
     budgets = sorted({*(b for b in args.budgets if b > floor), floor}, reverse=True)
-    sweep, draws = budget_sweep(args, workdir, budgets), random_draws(args, workdir)
+    sweep, choices = budget_sweep(args, workdir, budgets), choice_study(args, workdir)
     report = {
         "command": " ".join(sys.argv),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "targets": targets(per_seed, sweep),
-        "comparison": comparison(per_seed, draws),
+        "comparison": comparison(per_seed),
+        "choice_vs_random": choices,
         "per_seed": per_seed,
         "budget_sweep": sweep,
-        "random_draws": draws,
         "sensitivity": sensitivity,
     }
     write_report(args.out, report)
