@@ -32,19 +32,25 @@ class Run:
     wall_s: float
     cpu_s: float
     stdout: str
+    returncode: int = 0
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the child, stdout) of ``command``; SystemExit when it fails.
+def measured(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of the child, the CompletedProcess) of ``command``.
 
     CPU time is what a loaded machine distorts least.
     """
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the child, stdout) of ``command``; SystemExit when it fails."""
+    wall, cpu, out = measured(command, cwd, env)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, out.stdout
 
 
@@ -56,18 +62,23 @@ def malak_run(
     multirun: bool = False,
     cache_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    check: bool = True,
 ) -> Run:
     """Run ``malak-run [-m] overrides`` in ``cwd``, writing its run (or sweep) directory at ``path``.
 
     ``cache_dir`` becomes MALAK_CACHE_DIR (None: the environment's, else ``cwd``/outputs/cache).
+    A failing run is SystemExit when ``check``, else a Run with its ``returncode``.
     """
     where = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     command = [str(MALAK_RUN), *(["-m"] if multirun else []), *overrides, f"{where}={path}"]
     child_env = dict(os.environ, **(env or {}))
     if cache_dir is not None:
         child_env["MALAK_CACHE_DIR"] = str(cache_dir)
-    wall, cpu, stdout = timed(command, cwd, child_env)
-    return Run(path=path, wall_s=wall, cpu_s=cpu, stdout=stdout)
+    if check:
+        wall, cpu, stdout = timed(command, cwd, child_env)
+        return Run(path=path, wall_s=wall, cpu_s=cpu, stdout=stdout)
+    wall, cpu, out = measured(command, cwd, child_env)
+    return Run(path=path, wall_s=wall, cpu_s=cpu, stdout=out.stdout + out.stderr, returncode=out.returncode)
 
 
 def nodes(run_dir: Path) -> dict[str, dict[str, Any]]:

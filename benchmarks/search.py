@@ -1,6 +1,7 @@
 """The "fits my MCU" search against its baselines, through the real CLI.
 
     python benchmarks/search.py --out benchmarks/results/search.json [--trials 40] [--seeds 0 1 2]
+        [--set data.max_train=4000 --set stage.train.epochs=2]   # a reduced size, same overrides everywhere
 
 For each search seed, `malak-run -m +experiment=fits_mcu_fmnist` with the NSGA-II sampler and
 with random search, the same trial budget, 2 joblib workers, one shared cache. Reported:
@@ -41,10 +42,10 @@ BASELINE = ["stage.prune_structured.ratio=0.0", "pipeline.quantize_onnx.inputs.m
             "++pipeline.qat.enabled=false", "++pipeline.distill.enabled=false", "stage.sim_run.split=val"]
 
 
-def search(work: Path, sampler: str, seed: int, trials: int) -> dict[str, Any]:
+def search(work: Path, sampler: str, seed: int, trials: int, extra: list[str]) -> dict[str, Any]:
     sweep = work / f"{sampler}-{seed}"
     overrides = [
-        f"+experiment={EXPERIMENT}", "hydra/launcher=local", f"hydra.sweeper.sampler={sampler}",
+        f"+experiment={EXPERIMENT}", *extra, "hydra/launcher=local", f"hydra.sweeper.sampler={sampler}",
         f"hydra.sweeper.seed={seed}", f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.study_name={sampler}{seed}",
     ]
     run = malak_run(overrides, work, sweep, multirun=True, cache_dir=work / "cache", env={"MALAK_JOBS": "2"})
@@ -70,20 +71,20 @@ def search(work: Path, sampler: str, seed: int, trials: int) -> dict[str, Any]:
     }
 
 
-def hand_chosen(work: Path) -> dict[str, Any]:
+def hand_chosen(work: Path, extra: list[str]) -> dict[str, Any]:
     """The widest uniform width whose int8 firmware fits the budget (plain runs, widest first)."""
     tried = []
     for width in WIDTHS:
         path = work / f"width-{width}"
         try:
-            malak_run([f"+experiment={EXPERIMENT}", f"model.width_mult={width}", *BASELINE], work, path,
+            malak_run([f"+experiment={EXPERIMENT}", *extra, f"model.width_mult={width}", *BASELINE], work, path,
                       cache_dir=work / "cache")
         except SystemExit:  # exit 1: the model does not fit (infeasible)
             tried.append({"width_mult": width, "fits": False})
             continue
         val = nodes(path)
         test_path = work / f"width-{width}-test"
-        malak_run([f"+experiment={EXPERIMENT}", f"model.width_mult={width}", *BASELINE[:-1],
+        malak_run([f"+experiment={EXPERIMENT}", *extra, f"model.width_mult={width}", *BASELINE[:-1],
                    "stage.sim_run.split=test"], work, test_path, cache_dir=work / "cache")
         test = nodes(test_path)["sim_run"]["metrics"]
         figures = {"width_mult": width, "fits": True, "val_top1_on_target": val["sim_run"]["metrics"]["top1"],
@@ -100,16 +101,19 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--work", type=Path, default=None, help="keep runs here (default: a temporary directory)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override of every run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="malak-search-") as tmp:
         work = (args.work or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        baseline = hand_chosen(work)
-        searches = [search(work, sampler, seed, args.trials) for seed in args.seeds for sampler in ("nsga2", "random")]
+        baseline = hand_chosen(work, args.set)
+        searches = [search(work, sampler, seed, args.trials, args.set) for seed in args.seeds
+                    for sampler in ("nsga2", "random")]
     by_seed = {s: {r["sampler"]: r["hypervolume"] for r in searches if r["seed"] == s} for s in args.seeds}
     report = {
         "experiment": EXPERIMENT,
         "trials_per_search": args.trials,
+        "overrides": args.set,
         "hypervolume_bounds": BOUNDS,
         "hand_chosen_uniform_width": baseline,
         "searches": searches,

@@ -38,11 +38,25 @@ MK_INLINE int32_t mk_smmulr(int32_t a, int32_t b)
     return r;
 }
 MK_INLINE int32_t mk_ssat8(int32_t x) { return __ssat(x, 8); }
-/* acc + lo(a)*lo(b), acc + hi(a)*hi(b) */
+/* acc + lo(a)*lo(b), acc + hi(a)*hi(b), acc + lo(a)*hi(b) */
 MK_INLINE int32_t mk_smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
 MK_INLINE int32_t mk_smlatt(int32_t a, int32_t b, int32_t acc) { return __smlatt(a, b, acc); }
+MK_INLINE int32_t mk_smlabt(int32_t a, int32_t b, int32_t acc) { return __smlabt(a, b, acc); }
 /* halfword-wise a + b */
 MK_INLINE int32_t mk_sadd16(int32_t a, int32_t b) { return __sadd16(a, b); }
+/* (lo(a), lo(b)) and (hi(b), hi(a)) as halfword pairs (low half first) */
+MK_INLINE int32_t mk_pkhbt16(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+MK_INLINE int32_t mk_pkhtb16(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 /* byte-wise signed max of four int8 lanes */
 MK_INLINE int32_t mk_max_s8x4(int32_t a, int32_t b)
 {
@@ -87,10 +101,16 @@ MK_INLINE int32_t mk_smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(mk_hi16(a) * mk_hi16(b)));
 }
+MK_INLINE int32_t mk_smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(mk_lo16(a) * mk_hi16(b)));
+}
 MK_INLINE int32_t mk_sadd16(int32_t a, int32_t b)
 {
     return mk_pack16(mk_lo16(a) + mk_lo16(b), mk_hi16(a) + mk_hi16(b));
 }
+MK_INLINE int32_t mk_pkhbt16(int32_t a, int32_t b) { return mk_pack16(mk_lo16(a), mk_lo16(b)); }
+MK_INLINE int32_t mk_pkhtb16(int32_t a, int32_t b) { return mk_pack16(mk_hi16(b), mk_hi16(a)); }
 MK_INLINE int32_t mk_max_s8x4(int32_t a, int32_t b)
 {
     uint32_t r = 0;

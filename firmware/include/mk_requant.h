@@ -62,6 +62,15 @@ MK_INLINE int32_t mk_requant(int32_t acc, const mk_chan_t *c, int fast, int lsh,
     return mk_mbqm(acc, c->mult, c->shift) + out_zp;
 }
 
+/* For the assembly loops of the kernels: clamp the four int8 lanes of register r to [lo, hi]
+ * (operands %[lo], %[hi] and %[lo4], %[hi4]: lo and hi in every byte) with SSUB8 + SEL, t and u
+ * free registers; nothing when the clamp is the int8 range. */
+#define MK_ASM_CLAMP4(r, t, u)                                                                                         \
+    ".if %c[lo] > -128\n\tmov " t ", #%c[lo4]\n\tssub8 " u ", " r ", " t "\n\tsel " r ", " r ", " t "\n\t.endif\n\t"  \
+    ".if %c[hi] < 127\n\tmov " t ", #%c[hi4]\n\tssub8 " u ", " r ", " t "\n\tsel " r ", " t ", " r "\n\t.endif\n\t"
+/* lo in every byte of a word (the operands of MK_ASM_CLAMP4) */
+#define MK_BYTES4(v) ((0x01010101u * (uint32_t)(uint8_t)(v)))
+
 MK_INLINE int32_t mk_clamp(int32_t v, int lo, int hi)
 {
     if (lo == -128 && hi == 127) {
@@ -69,6 +78,21 @@ MK_INLINE int32_t mk_clamp(int32_t v, int lo, int hi)
     }
     v = v < lo ? lo : v;
     return v > hi ? hi : v;
+}
+
+/* requantize and clamp an accumulator that kernels doubled in the fast form (weights or inputs
+ * and bias doubled, so SMMULR needs no left shift); plain in the exact form */
+MK_INLINE int8_t mk_requant2_clamp(int32_t acc, const mk_chan_t *c, int fast, int out_zp, int act_min, int act_max)
+{
+    int32_t v;
+    if (fast) {
+        v = mk_smmulr(acc, c->mult);
+        v += v >> 31;
+        v = (v + c->off) >> c->shift;
+    } else {
+        v = mk_requant(acc, c, 0, 0, out_zp);
+    }
+    return (int8_t)mk_clamp(v, act_min, act_max);
 }
 
 #endif /* MK_REQUANT_H */

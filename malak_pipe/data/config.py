@@ -44,7 +44,7 @@ class DataConfig(BaseModel):
     generated data, with ``n_train``, ``n_test`` and ``seed``. ``factory`` is an import string
     ``"pkg.module:callable"`` called with ``kwargs`` and returning torch Datasets (train, val,
     test), for ``name=factory``; ``layout`` and ``class_names`` apply to ``arrays`` and
-    ``factory`` data.
+    ``factory`` data (and ``layout: ncl`` makes ``synthetic`` data 1-D signals).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -91,4 +91,8 @@ class DataConfig(BaseModel):
             raise ValueError(f"data.download applies to {list(DOWNLOADABLE)} only; {self.name} needs no download")
         if self.name != "factory" and (self.factory is not None or self.kwargs):
             raise ValueError(f"data.factory and data.kwargs apply to name=factory only, not name={self.name}")
+        if self.name == "synthetic" and self.layout not in ("auto", "nchw", "ncl"):
+            raise ValueError(
+                f"data.layout={self.layout} does not apply to synthetic data: use nchw (images) or ncl (signals)"
+            )
         return self

@@ -1,7 +1,9 @@
 """Synthetic class-conditional images: a fixed random blocky pattern per class plus noise.
 
 Each class has a random pattern of 2x2-pixel blocks (a smooth pattern that convolutions pick
-up quickly); samples add Gaussian noise and are quantized to uint8 like real images.
+up quickly); samples add Gaussian noise and are quantized to uint8 like real images. With
+``layout: ncl`` the samples are 1-D signals (N x C x L, ``image_size`` the length) of 2-sample
+blocks instead.
 
 Deterministic in (seed, shapes, sizes) and learnable by any of the models, for tests and
 smoke runs that must not depend on downloaded data.
@@ -32,10 +34,17 @@ def _shape(cfg: DataConfig) -> tuple[int, int, int]:
     )
 
 
-def _prototypes(rng: np.random.Generator, num_classes: int, channels: int, size: int) -> np.ndarray:
+def _signals(cfg: DataConfig) -> bool:
+    return cfg.layout == "ncl"
+
+
+def _prototypes(rng: np.random.Generator, num_classes: int, channels: int, size: int, signals: bool) -> np.ndarray:
     blocks = max(1, size // 2)
-    coarse = rng.uniform(0.0, 1.0, size=(num_classes, channels, blocks, blocks))
     repeat = -(-size // blocks)
+    if signals:
+        coarse = rng.uniform(0.0, 1.0, size=(num_classes, channels, blocks))
+        return np.kron(coarse, np.ones((1, 1, repeat)))[:, :, :size]
+    coarse = rng.uniform(0.0, 1.0, size=(num_classes, channels, blocks, blocks))
     return np.kron(coarse, np.ones((1, 1, repeat, repeat)))[:, :, :size, :size]
 
 
@@ -47,10 +56,11 @@ def _samples(rng: np.random.Generator, prototypes: np.ndarray, count: int) -> tu
 
 
 def read_synthetic(cfg: DataConfig) -> RawData:
-    """``n_train`` and ``n_test`` balanced samples of ``num_classes`` patterns (channels x size x size)."""
+    """``n_train`` and ``n_test`` balanced samples of ``num_classes`` patterns (channels x size x
+    size, or channels x size for ``layout: ncl``)."""
     num_classes, channels, size = _shape(cfg)
     rng = np.random.default_rng(cfg.seed)
-    prototypes = _prototypes(rng, num_classes, channels, size)
+    prototypes = _prototypes(rng, num_classes, channels, size, _signals(cfg))
     train_x, train_y = _samples(rng, prototypes, cfg.n_train)
     test_x, test_y = _samples(rng, prototypes, cfg.n_test)
     return RawData(
@@ -78,6 +88,8 @@ def synthetic_fingerprint(cfg: DataConfig) -> str:
         "n_test": cfg.n_test,
         "seed": cfg.seed,
     }
+    if _signals(cfg):
+        params["layout"] = cfg.layout
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 

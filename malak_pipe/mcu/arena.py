@@ -8,7 +8,7 @@ to the lower bound any plan must reach: the largest total of buffers live at one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,15 @@ class Buffer:
 
 @dataclass(frozen=True)
 class ArenaPlan:
-    """Offsets by buffer name, the arena size and the lower bound of any plan."""
+    """Offsets by buffer name (and of each alias: the offset of the buffer it shares), the arena
+    size and the lower bound of any plan."""
 
     buffers: tuple[Buffer, ...]
     offsets: dict[str, int]
     size: int
     lower_bound: int
     alignment: int
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -43,6 +45,7 @@ class ArenaPlan:
                 {"name": b.name, "offset": self.offsets[b.name], "size": b.size, "first": b.first, "last": b.last}
                 for b in sorted(self.buffers, key=lambda b: self.offsets[b.name])
             ],
+            "aliases": self.aliases,
         }
 
 
@@ -50,8 +53,11 @@ def align_up(value: int, alignment: int) -> int:
     return (value + alignment - 1) // alignment * alignment
 
 
-def plan_arena(buffers: list[Buffer], alignment: int = 8) -> ArenaPlan:
-    """Greedy-by-size, first-fit placement; no two buffers live at the same step overlap."""
+def plan_arena(buffers: list[Buffer], alignment: int = 8, aliases: dict[str, str] | None = None) -> ArenaPlan:
+    """Greedy-by-size, first-fit placement; no two buffers live at the same step overlap.
+
+    ``aliases``: names placed at the offset of the buffer they share (an output written over its input).
+    """
     names = [b.name for b in buffers]
     if len(set(names)) != len(names):
         raise ValueError("buffer names must be unique")
@@ -73,16 +79,20 @@ def plan_arena(buffers: list[Buffer], alignment: int = 8) -> ArenaPlan:
         offsets[buf.name] = offset
         placed.append(buf)
     total = max((offsets[b.name] + align_up(b.size, alignment) for b in buffers), default=0)
-    return ArenaPlan(tuple(buffers), offsets, total, live_lower_bound(buffers, alignment), alignment)
+    aliases = dict(aliases or {})
+    offsets.update({alias: offsets[target] for alias, target in aliases.items()})
+    return ArenaPlan(tuple(buffers), offsets, total, live_lower_bound(buffers, alignment), alignment, aliases)
+
+
+def live_bytes(buffers: list[Buffer], step: int, alignment: int = 8) -> int:
+    """The total size of the buffers live at ``step``."""
+    return sum(align_up(b.size, alignment) for b in buffers if b.first <= step <= b.last)
 
 
 def live_lower_bound(buffers: list[Buffer], alignment: int = 8) -> int:
     """The largest total size of the buffers live at one step."""
     steps = {b.first for b in buffers} | {b.last for b in buffers}
-    return max(
-        (sum(align_up(b.size, alignment) for b in buffers if b.first <= s <= b.last) for s in steps),
-        default=0,
-    )
+    return max((live_bytes(buffers, s, alignment) for s in steps), default=0)
 
 
 def check_plan(plan: ArenaPlan) -> None:

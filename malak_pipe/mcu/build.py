@@ -272,6 +272,7 @@ def memory_report(
         "layers": [
             {k: layer.get(k) for k in (*LAYER_KEYS, "weight_bytes", "weight_bits")} for layer in plan["layers"]
         ],
+        "blocks": plan.get("blocks", []),
     }
 
 
@@ -304,4 +305,17 @@ def format_report(report: dict) -> str:
             f"{layer['param_bytes']:>9} {layer['scratch_bytes']:>9} {'-' if weights is None else weights:>9} "
             f"{'-' if bits is None else bits:>4}"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _block_lines(report.get("blocks", []))) + "\n"
+
+
+def _block_lines(blocks: list[dict]) -> list[str]:
+    """Per depthwise block: fused or not, and the arena bytes live while it runs, before and after fusion."""
+    if not blocks:
+        return []
+    lines = ["", f"{'block (depthwise)':<40} {'fused':<5} {'RAM unfused B':>13} {'RAM planned B':>13}"]
+    for block in blocks:
+        lines.append(
+            f"{block['depthwise'][:40]:<40} {'yes' if block['fused'] else 'no':<5} "
+            f"{block['ram_before_bytes']:>13} {block['ram_after_bytes']:>13}"
+        )
+    return lines

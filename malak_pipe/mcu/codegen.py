@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from malak_pipe.mcu.arena import ArenaPlan, Buffer, align_up, check_plan, plan_arena
+from malak_pipe.mcu.arena import ArenaPlan, Buffer, check_plan, plan_arena
+from malak_pipe.mcu.buffers import plan_buffers, shared_outputs
 from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.fusion import block_decisions, block_report
 from malak_pipe.mcu.ir import IntGraph
 from malak_pipe.mcu.kernels import Step, plan_steps
 from malak_pipe.mcu.ops import REGISTRY, int4
@@ -41,36 +43,13 @@ class GeneratedModel:
         return json.loads((self.directory / PLAN_FILE).read_text())
 
 
-def tensor_bytes(graph: IntGraph, name: str) -> int:
-    """Bytes a tensor takes in the arena (rounded up to 4: kernels read whole words)."""
-    return align_up(graph.tensors[name].size, 4)
-
-
-def plan_buffers(graph: IntGraph, steps: list[Step]) -> list[Buffer]:
-    """Every tensor and scratch area with the steps it is live for."""
-    last_read: dict[str, int] = {}
-    for index, step in enumerate(steps):
-        for name in step.inputs:
-            last_read[name] = index
-        last_read[step.output] = max(last_read.get(step.output, index), index)  # parts written later
-    end = len(steps) - 1
-    buffers = [Buffer(graph.input, tensor_bytes(graph, graph.input), 0, max(0, last_read.get(graph.input, 0)))]
-    written = {graph.input}
-    for index, step in enumerate(steps):
-        last = end if step.output == graph.output else last_read[step.output]
-        if step.output not in written:  # a layer run in parts (concat) writes its output from its first step on
-            buffers.append(Buffer(step.output, tensor_bytes(graph, step.output), index, last))
-            written.add(step.output)
-        if step.scratch_bytes:
-            buffers.append(Buffer(f"scratch:{index}", step.scratch_bytes, index, index))
-    return buffers
-
-
 def generate(graph: IntGraph, directory: Path, options: CodegenOptions | None = None) -> GeneratedModel:
     """Write the C sources, plan.json and the golden graph (graph.json) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
+    options = options or CodegenOptions()
     steps = plan_steps(graph, options)
-    arena = plan_arena(plan_buffers(graph, steps), alignment=ARENA_ALIGN)
+    buffers = plan_buffers(graph, steps)
+    arena = plan_arena(buffers, alignment=ARENA_ALIGN, aliases=shared_outputs(graph, steps))
     check_plan(arena)
     data_c, param_bytes = _model_data_c(steps)
     (directory / "model_data.c").write_text(data_c)
@@ -90,9 +69,17 @@ def generate(graph: IntGraph, directory: Path, options: CodegenOptions | None = 
         "param_bytes": param_bytes,
         "macs": macs,
         "layers": [_step_json(index, step) for index, step in enumerate(steps)],
+        "blocks": _blocks_json(graph, options, steps, buffers),
     }
     (directory / PLAN_FILE).write_text(json.dumps(plan, indent=1))
     return GeneratedModel(directory, steps, arena, param_bytes, macs)
+
+
+def _blocks_json(graph: IntGraph, options: CodegenOptions, steps: list[Step], buffers: list[Buffer]) -> list[dict]:
+    """Each depthwise layer's fusion decision with the arena bytes live while it runs, unfused and planned."""
+    unfused = plan_steps(graph, options.model_copy(update={"fuse_blocks": False}))
+    unfused_plan = (unfused, plan_buffers(graph, unfused))
+    return block_report(block_decisions(graph, options), unfused_plan, (steps, buffers), ARENA_ALIGN)
 
 
 def _step_json(index: int, step: Step) -> dict:
@@ -270,6 +257,7 @@ def harness_source(pool_bytes: int = 1 << 20) -> str:
         .replace("@NCONST@", n_consts)
         .replace("@NIN@", n_inputs)
         .replace("@POOL@", str(pool_bytes))
+        .replace("@MAXCONST@", str(max(len(s.consts) for s in specs.values())))
     )
 
 
@@ -330,7 +318,7 @@ int main(void)
         if (head[0] >= sizeof n_consts / sizeof n_consts[0]) mk_exit(3);
         int32_t *I = take(4 * head[1]);
         if (head[1] && mk_io_read(f, I, 4 * head[1]) != 0) mk_exit(4);
-        void *cst[4] = {0};
+        void *cst[@MAXCONST@] = {0};
         int8_t *in[2] = {0};
         for (int i = 0; i < n_consts[head[0]]; i++) cst[i] = blob(f);
         for (int i = 0; i < n_inputs[head[0]]; i++) in[i] = blob(f);

@@ -58,6 +58,7 @@ class Step:
     scratch_bytes: int = 0
     macs: int = 0
     reason: str = ""
+    writes_over_input: bool = False  # the kernel may write its output over inputs[0] (planner: when not read later)
 
     @property
     def kernel(self) -> str:
@@ -73,15 +74,18 @@ class Step:
 
 def plan_steps(graph: IntGraph, options: CodegenOptions | None = None) -> list[Step]:
     """The kernel calls that run ``graph``, in order."""
-    from malak_pipe.mcu.ops import REGISTRY  # the op modules build Steps, so they import this module
+    from malak_pipe.mcu.fusion import block_builders  # fusion and the op modules build Steps
+    from malak_pipe.mcu.ops import REGISTRY
 
     options = options or CodegenOptions()
     steps: list[Step] = []
     covered: set[str] = set()
+    blocks = block_builders(graph, options)  # streamed blocks, by their first layer
     for layer in graph.layers:
         if layer.name in covered:
             continue
-        built = REGISTRY.int_op(layer).build_step(graph, layer, options)
+        build = blocks.get(layer.name) or REGISTRY.int_op(layer).build_step
+        built = build(graph, layer, options)
         for step in built if isinstance(built, list) else [built]:
             covered.update(step.layers)
             steps.append(step)

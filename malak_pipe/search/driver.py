@@ -48,6 +48,7 @@ class SearchSettings(BaseModel):
     sampler: studies.SamplerName = "nsga2"
     seed: int = 0
     n_trials: PositiveInt = 20
+    population_size: PositiveInt | None = None
     timeout_s: float | None = None
     batch_size: PositiveInt = 1
     storage: str | None = None
@@ -80,7 +81,8 @@ class SearchDriver:
         self.objectives, self.constraints = parse_goals(settings.objectives, settings.constraints)
         self.storage = settings.storage or f"sqlite:///{self.sweep_dir / 'study.db'}"
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        sampler = studies.make_sampler(settings.sampler, settings.seed)
+        startup = studies.startup_size(settings.n_trials, settings.population_size)
+        sampler = studies.make_sampler(settings.sampler, settings.seed, startup)
         self.study = studies.open_study(settings.study_name, self.storage, self.objectives, sampler)
 
     # ------------------------------------------------------------------ the loop

@@ -30,10 +30,16 @@ def env(cache: Path) -> dict[str, str]:
 
 
 def finished_trials(db: Path) -> int:
+    """Finished trials in the study database; 0 while Optuna is still creating it (the file can
+    exist before its tables do, or be locked by the writer)."""
     if not db.exists():
         return 0
-    with sqlite3.connect(db) as con:
-        return con.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')").fetchone()[0]
+    try:
+        with sqlite3.connect(db) as con:
+            query = "SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED', 'FAIL')"
+            return con.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:  # "no such table" or "database is locked"
+        return 0
 
 
 @pytest.fixture(scope="module")

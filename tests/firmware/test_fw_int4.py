@@ -33,7 +33,9 @@ def test_int4_kernels_save_half_the_weights_within_1_3x_instructions(op, arm_too
     int8, int8_per_mac = _measure(one_layer_graph(op, 8), tmp_path / "int8", mps2_target)
     int4, int4_per_mac = _measure(one_layer_graph(op, 4), tmp_path / "int4", mps2_target)
     [w8], [w4] = ([layer["weight_bytes"] for layer in report["layers"]] for report in (int8, int4))
-    assert w4 * 2 == w8 and [layer["weight_bits"] for layer in int4["layers"]] == [4]
+    values = one_layer_graph(op, 4).layers[0].arrays["weights"].size
+    # half a byte per weight; the int8 layout may pad (mk_dwconv3: 4 bytes per 3 taps)
+    assert w4 * 2 == values <= w8 and [layer["weight_bits"] for layer in int4["layers"]] == [4]
     # flash drops by the weight bytes saved, less the unpacking code (measured: 0 to 64 bytes)
     assert int8["flash_bytes"] - int4["flash_bytes"] >= (w8 - w4) - UNPACK_CODE_BYTES
     assert int4_per_mac <= INSTRUCTION_RATIO_LIMIT * int8_per_mac, (op, int8_per_mac, int4_per_mac)

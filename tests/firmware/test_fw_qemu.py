@@ -10,6 +10,9 @@ from tests.helpers.mcu_kernel_cases import RANDOM_OPS, mismatches, random_kernel
 
 pytestmark = pytest.mark.firmware
 
+# random layer kinds (tests/helpers/mcu_kernel_cases.py) -> the kernel most of their cases must plan
+LITERAL_KINDS = {"depthwise3": "dwconv3", "pointwise": "pw", "conv1_pool": "conv1"}
+
 
 @pytest.fixture(scope="module")
 def harness_elf(arm_tools, mps2_target, tmp_path_factory):
@@ -107,11 +110,11 @@ def _run_in_qemu(graph, tmp_path, mps2_target, images):
 
 @pytest.mark.parametrize("seed,route", [(2, "ort_int8"), (11, "qat"), (20, "ptq")])
 def test_random_nets_are_bit_exact_in_qemu(arm_tools, mps2_target, tmp_path, seed, route):
-    """A sample of the random networks (tests/helpers/mcu_random_nets.py) on the DSP path."""
+    """A sample of the random networks (malak_pipe/models/random_net.py) on the DSP path."""
     from malak_pipe.mcu.golden import quantize_input
     from malak_pipe.mcu.lower import lower_onnx
+    from malak_pipe.models.random_net import calibrate_net, random_net
     from tests.helpers.mcu_pipeline import quantize_route
-    from tests.helpers.mcu_random_nets import calibrate_net, random_net
 
     module, spec = random_net(seed)
     rng = np.random.default_rng(seed)
@@ -134,3 +137,21 @@ def test_user_model_is_bit_exact_in_qemu(digits_models, arm_tools, mps2_target, 
     images = quantize_input(graph, digits_dataset().test.x.numpy()[:100])
     got, want = _run_in_qemu(graph, tmp_path, mps2_target, images)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", list(LITERAL_KINDS))
+def test_kernels_with_literal_shapes_are_bit_exact_in_qemu(arm_tools, mps2_target, tmp_path, kind):
+    """Random layers as generated models: the paths that need the layer's literal shapes (the
+    assembly loops of mk_dwconv3 take them as immediates) run only there, not in the harness."""
+    from malak_pipe.mcu.kernels import plan_steps
+    from tests.helpers.mcu_kernel_cases import random_layer_graph
+
+    rng = np.random.default_rng(list(LITERAL_KINDS).index(kind))
+    kernels = []
+    for index in range(8):
+        graph, _ = random_layer_graph(rng, kind)
+        images = rng.integers(-128, 128, size=(3, *graph.input_tensor.shape)).astype(np.int8)
+        got, want = _run_in_qemu(graph, tmp_path / str(index), mps2_target, images)
+        np.testing.assert_array_equal(got, want, err_msg=f"{kind} case {index}: {graph.layers[0].attrs}")
+        kernels.append(plan_steps(graph)[0].kernel)
+    assert kernels.count(LITERAL_KINDS[kind]) >= 6, kernels

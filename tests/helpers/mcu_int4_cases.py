@@ -13,7 +13,7 @@ import numpy as np
 from malak_pipe.mcu.ir import Layer
 
 S4_SUFFIX = "_s4"
-S4_OPS = ("conv2d_s4", "conv_pool_s4", "depthwise_conv2d_s4", "fully_connected_s4")
+S4_OPS = ("conv2d_s4", "conv_pool_s4", "depthwise_conv2d_s4", "depthwise3_s4", "fully_connected_s4")
 
 
 def with_4bit_weights(rng: np.random.Generator, layers: list[Layer]) -> None:

@@ -3,16 +3,23 @@
 Every kind of :data:`RANDOM_OPS` draws shapes, strides, paddings, zero points, per-channel
 scales and clamps; ``conv_pool`` is a convolution followed by the 2x2/2 max-pool the planner
 fuses into it; ``add`` and ``mul`` broadcast (squeeze-and-excitation gates, single values) or
-not, ``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case
-checks the part it writes). The cases go through the same step planning as the code
-generator, so the host harness (and the firmware harness in QEMU) run exactly the C that
-generated models call.
+not, ``depthwise3`` is a depthwise layer three wide (the shapes of mk_dwconv3: strides 1 and
+2, any padding, odd channel counts, widths not multiples of its 4-pixel block), ``pointwise`` a
+1x1 convolution (mk_pw: odd input and output channel counts, odd pixel counts), ``conv1_pool``
+a 3x3 convolution of a one-channel input with the max-pool after it (mk_conv1's assembly rows),
+``concat`` joins 2 to 4 inputs on a random axis (one kernel call per input: each case checks the
+part it writes); ``block`` is a [1x1 expand ->] depthwise -> 1x1 project [-> add] chain the
+planner streams as one kernel (strides 1 to 3, any channels, multipliers 1 and 2). The cases go
+through the same step planning as the code generator, so the host harness (and the firmware
+harness in QEMU) run exactly the C that generated models call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from malak_pipe.mcu.codegen_options import CodegenOptions
+from malak_pipe.mcu.fusion import block_decisions
 from malak_pipe.mcu.golden import run_layer
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import plan_steps
@@ -26,6 +33,9 @@ RANDOM_OPS = (
     "conv2d",
     "conv_pool",
     "depthwise_conv2d",
+    "depthwise3",
+    "pointwise",
+    "conv1_pool",
     "fully_connected",
     "max_pool",
     "avg_pool",
@@ -36,6 +46,7 @@ RANDOM_OPS = (
     "concat",
     "pad",
     "softmax",
+    "block",
     *S4_OPS,
 )
 
@@ -54,19 +65,29 @@ def random_layer_graph(rng: np.random.Generator, op: str):
 
     Returns (graph, names of the layer's input tensors). Used to test the kernels against the
     golden reference on many shapes, strides, paddings, zero points and per-channel scales.
-    ``<op>_s4``: the same layer with 4-bit weights (tests/helpers/mcu_int4_cases.py).
+    ``<op>_s4``: the same layer with 4-bit weights (tests/helpers/mcu_int4_cases.py); ``block_s4``
+    (not in :data:`RANDOM_OPS`): a block that streams at 8 bits with every layer at 4 bits.
     """
     four_bit, op = op.endswith(S4_SUFFIX), op.removesuffix(S4_SUFFIX)
-    c = int(rng.choice([1, 2, 3, 4, 8, 12, 16]))
+    c = int(rng.choice([1, 2, 3, 4, 8, 12, 16] if op != "block" else [2, 3, 4, 8, 12, 16]))
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
         h, w = int(rng.integers(2, 10)), int(rng.integers(2, 10))
+    if op == "depthwise3":
+        c, h, w = int(rng.choice([1, 3, 5, 8, 12, 24])), int(rng.integers(1, 8)), int(rng.integers(1, 24))
+    if op == "pointwise":
+        c, h, w = int(rng.integers(2, 48)), int(rng.integers(4, 9)), int(rng.integers(8, 12))
+    if op == "conv1_pool":
+        c, h, w = 1, int(rng.integers(2, 12)), int(rng.integers(2, 16))
     x = QTensor("x", (h, w, c), float(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128)))
     tensors = {"x": x}
     builder = {
         "conv2d": _random_conv,
         "conv_pool": _random_conv,
         "depthwise_conv2d": _random_depthwise,
+        "depthwise3": _random_depthwise,
+        "pointwise": _random_conv,
+        "conv1_pool": _random_conv,
         "fully_connected": _random_fc,
         "max_pool": _random_pool,
         "avg_pool": _random_pool,
@@ -77,11 +98,15 @@ def random_layer_graph(rng: np.random.Generator, op: str):
         "concat": _random_concat,
         "pad": _random_pad,
         "softmax": _random_softmax,
+        "block": _random_block,
     }[op]
     layers, inputs = builder(rng, op, x, tensors)
+    graph = IntGraph(tensors, layers, "x", layers[-1].output)
+    if op == "block" and block_decisions(graph, CodegenOptions())[0].block is None:
+        # a block that does not pay runs unfused: draw another (block_s4: one that would stream at 8 bits)
+        return random_layer_graph(rng, op + (S4_SUFFIX if four_bit else ""))
     if four_bit:
         with_4bit_weights(rng, layers)
-    graph = IntGraph(tensors, layers, "x", layers[-1].output)
     return graph, inputs
 
 
@@ -111,10 +136,15 @@ def _weights_and_scales(rng: np.random.Generator, shape: tuple[int, ...], out_c:
 def _random_conv(rng, op, x, tensors):
     h, w, c = x.shape
     kernel, stride, pads = _window(rng, h, w)
-    groups = int(rng.choice([g for g in (2, 3, 4) if c % g == 0])) if rng.random() < 0.25 and c > 1 else 1
+    divisors = [g for g in (2, 3, 4) if c % g == 0]
+    groups = int(rng.choice(divisors)) if rng.random() < 0.25 and divisors else 1
     out_c = groups * int(rng.integers(1, 20 // groups + 1))
+    if op == "pointwise":
+        kernel, stride, pads, groups, out_c = [1, 1], [1, 1], [0, 0, 0, 0], 1, int(rng.integers(1, 40))
+    if op == "conv1_pool":
+        kernel, pads = [min(3, h + pads[0] + pads[2]), min(3, w + pads[1] + pads[3])], [1, 1, 1, 1]
     oh, ow = _out_hw(h, w, kernel, stride, pads)
-    if op == "conv_pool":
+    if op in ("conv_pool", "conv1_pool"):
         stride = [1, 1]
         oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1] * c // groups
@@ -127,7 +157,7 @@ def _random_conv(rng, op, x, tensors):
     attrs.update({"groups": groups} if groups > 1 else {})
     arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
     layers = [Layer("conv", "conv2d", ["x"], "y", attrs, arrays)]
-    if op == "conv_pool" and oh >= 2 and ow >= 2:
+    if op in ("conv_pool", "conv1_pool") and oh >= 2 and ow >= 2:
         tensors["z"] = QTensor("z", (oh // 2, ow // 2, out_c), y.scale, y.zero_point)
         plo, phi = _clamp(rng, y.zero_point, y.scale)
         pool_attrs = {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": plo, "act_max": phi}
@@ -135,20 +165,75 @@ def _random_conv(rng, op, x, tensors):
     return layers, ["x"]
 
 
-def _random_depthwise(rng, op, x, tensors):
+def _depthwise_layer(rng, x, out, tensors, window, mult) -> Layer:
+    """A random depthwise layer ``x`` -> tensor ``out`` with ``window`` (kernel, stride, pads)."""
     h, w, c = x.shape
-    kernel, stride, pads = _window(rng, h, w)
-    mult = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    kernel, stride, pads = window
     out_c = c * mult
     oh, ow = _out_hw(h, w, kernel, stride, pads)
     k = kernel[0] * kernel[1]
     weights, w_scale, bias, out_scale = _weights_and_scales(rng, (kernel[0], kernel[1], out_c), out_c, k, x)
-    y = QTensor("y", (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
-    tensors["y"] = y
+    y = QTensor(out, (oh, ow, out_c), out_scale, int(rng.integers(-128, 128)))
+    tensors[out] = y
     lo, hi = _clamp(rng, y.zero_point, y.scale)
     attrs = {"kernel": kernel, "stride": stride, "pads": pads, "act_min": lo, "act_max": hi, "depth_multiplier": mult}
     arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
-    return [Layer("dw", "depthwise_conv2d", ["x"], "y", attrs, arrays)], ["x"]
+    return Layer(f"dw_{out}", "depthwise_conv2d", [x.name], out, attrs, arrays)
+
+
+def _random_depthwise(rng, op, x, tensors):
+    h, w, _ = x.shape
+    kernel, stride, pads = _window(rng, h, w)
+    mult = 1 if rng.random() < 0.6 else int(rng.integers(2, 4))
+    if op == "depthwise3":
+        kernel[1], pads[1], pads[3] = 3, int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        stride[1] = int(rng.integers(1, 3)) if rng.random() < 0.9 else 3
+        kernel[1] = min(3, w + pads[1] + pads[3])
+        kernel[0], mult = int(rng.choice([3, 3, 1, 2, 5])), 1
+        pads[0], pads[2] = min(pads[0], kernel[0] - 1), min(pads[2], kernel[0] - 1)
+        kernel[0] = min(kernel[0], h + pads[0] + pads[2])
+    return [_depthwise_layer(rng, x, "y", tensors, (kernel, stride, pads), mult)], ["x"]
+
+
+def _pointwise_layer(rng, x, out, out_c, tensors) -> Layer:
+    """A random 1x1 convolution ``x`` -> tensor ``out`` of ``out_c`` channels."""
+    c = x.shape[2]
+    weights, w_scale, bias, out_scale = _weights_and_scales(rng, (out_c, 1, 1, c), out_c, c, x)
+    y = QTensor(out, (*x.shape[:2], out_c), out_scale, int(rng.integers(-128, 128)))
+    tensors[out] = y
+    lo, hi = _clamp(rng, y.zero_point, y.scale)
+    attrs = {"kernel": [1, 1], "stride": [1, 1], "pads": [0, 0, 0, 0], "act_min": lo, "act_max": hi}
+    arrays = {"weights": weights, "bias": bias, **requant(x.scale * w_scale / out_scale)}
+    return Layer(f"pw_{out}", "conv2d", [x.name], out, attrs, arrays)
+
+
+def _random_block(rng, op, x, tensors):
+    """[1x1 expand ->] depthwise -> 1x1 project [-> residual add of the block input]."""
+    h, w, c = x.shape
+    residual = rng.random() < 0.5
+    layers = []
+    if rng.random() < 0.7:
+        layers.append(_pointwise_layer(rng, x, "e", int(rng.choice([2, 3, 4, 5, 8, 12, 16, 24])), tensors))
+    mid = tensors[layers[-1].output] if layers else x
+    if residual:  # a "same" window at stride 1: the output has the input's shape
+        k = int(rng.choice([1, 3, 5]))
+        window, mult = ([k, k], [1, 1], [k // 2] * 4), 1
+    else:
+        window, mult = _window(rng, h, w), 1 if rng.random() < 0.7 else 2
+    layers.append(_depthwise_layer(rng, mid, "d", tensors, window, mult))
+    d = tensors["d"]
+    layers.append(_pointwise_layer(rng, d, "p", c if residual else int(rng.integers(1, 20)), tensors))
+    if residual:
+        p = tensors["p"]
+        y = QTensor("y", p.shape, float(max(x.scale, p.scale) * rng.uniform(0.8, 2.5)), int(rng.integers(-128, 128)))
+        tensors["y"] = y
+        lo, hi = _clamp(rng, y.zero_point, y.scale)
+        operands = ["x", "p"] if rng.random() < 0.5 else ["p", "x"]
+        a, b = (tensors[name] for name in operands)
+        attrs = {"a_shape": list(p.shape), "b_shape": list(p.shape), "shape": list(p.shape), "sub": 0}
+        attrs.update({"left_shift": ADD_LEFT_SHIFT, "act_min": lo, "act_max": hi})
+        layers.append(Layer("add", "add", operands, "y", attrs, add_rescale(a, b, y)))
+    return layers, ["x"]
 
 
 def _random_fc(rng, op, x, tensors):

@@ -250,8 +250,8 @@ def zoo_qdq_models(cache_dir: Path) -> dict[str, Path]:
     import torch
 
     from malak_pipe.models import ModelConfig, build_model
+    from malak_pipe.models.random_net import calibrate_net
     from tests.helpers.mcu_pipeline import quantize_route
-    from tests.helpers.mcu_random_nets import calibrate_net
 
     cache_dir = Path(cache_dir) / ZOO_CACHE_VERSION
     cache_dir.mkdir(parents=True, exist_ok=True)

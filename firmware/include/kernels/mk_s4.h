@@ -25,6 +25,15 @@ MK_INLINE int32_t mk_s4_hi(int32_t w) { return (int32_t)((uint32_t)w & MK_S4_MAS
 MK_INLINE int32_t mk_s4_acc(int32_t acc, int32_t s16) { return acc + (s16 >> 4); }
 /* bytes of rows weight rows of k4 values: whole rows (int8), or row pairs of k4 bytes (4-bit) */
 MK_INLINE int mk_s4_row_bytes(int rows, int k4, int wbits) { return wbits == 4 ? ((rows + 1) >> 1) * k4 : rows * k4; }
+/* the offset of group g's weights, cog rows of k4 values a group (row pairs within each group at 4 bits) */
+MK_INLINE int mk_s4_group_bytes(int g, int cog, int k4, int wbits)
+{
+    return wbits == 4 ? g * ((cog + 1) >> 1) * k4 : g * cog * k4;
+}
+
+/* the weight in the low / high nibble of byte b */
+MK_INLINE int8_t mk_s4_lo8(int32_t b) { return (int8_t)((int32_t)((uint32_t)b << 28) >> 28); }
+MK_INLINE int8_t mk_s4_hi8(int32_t b) { return (int8_t)((int32_t)((uint32_t)b << 24) >> 28); }
 
 /* n 4-bit weights (value i in the low nibble of byte i/2 when i is even) as int8 into dst
  * (n rounded up to even bytes are written); returns dst */

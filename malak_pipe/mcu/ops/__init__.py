@@ -15,6 +15,7 @@ from __future__ import annotations
 from malak_pipe.mcu.ops import (
     activations,
     add,
+    block,
     concat,
     conv,
     depthwise,
@@ -41,6 +42,7 @@ FAMILIES = (
     softmax.FAMILY,
     activations.FAMILY,
     views.FAMILY,
+    block.FAMILY,
 )
 REGISTRY = OpRegistry(list(FAMILIES))
 

@@ -6,21 +6,31 @@ channel o reads the input channels of group o // (Cout / groups)). A 1-D convolu
 Conv1d) is the 2-D convolution of a (1, L, C) map with a (1, K) kernel. An ONNX Conv with group = input
 channels is a depthwise convolution (:mod:`malak_pipe.mcu.ops.depthwise`).
 
-Kernel choice (C in firmware/include/kernels/mk_conv.h and mk_conv1.h):
+Kernel choice (C in firmware/include/kernels/mk_conv.h, mk_conv1.h and mk_pw.h):
 
 * a one-channel input with at most ``MAX_CONV1_TAPS`` taps (a first layer) runs ``mk_conv1``:
   q15 weights, the columns of one output row streamed through scratch;
+* a 1x1 convolution (stride 1, no padding, one group, no fused pool) of at least
+  ``PW_MIN_PIXELS`` pixels runs ``mk_pw``: no im2col,
+  the weights of a block of ``pw_block`` channels widened to q15 once in scratch (doubled with the
+  fast requantization), pixel pairs widened, 2 channels x 2 pixels blocks of LDRD and SMLAD only;
+  odd input channel counts padded to even only (not to a multiple of 4);
+* any other convolution of at least 3 pixels runs ``mk_conv3px``: q15 im2col of three pixels,
+  2 channels x 3 pixels SMLAD block (each weight's SXTB16 serves 3 pixels), a fused max-pool
+  kept as the largest requantized value of each window;
 * anything else runs ``mk_conv``: q15 im2col of two pixels, 2 channels x 2 pixels SMLAD block;
 * a 2x2 stride-2 max-pool that is the only reader of the convolution is fused into either
   (with ``fuse_pool``): the kernel requantizes the largest of the four accumulators, exact
   because requantization is monotonic when the accumulator cannot overflow the left shift
   (checked per layer, else the pool stays a layer of its own);
 * 4-bit weights (``weight_bits``, :mod:`malak_pipe.mcu.ops.int4`) always run ``mk_conv`` with
-  ``wbits`` = 4, row pairs packed two per byte (mk_conv1's q15 weights would take 4x the bytes).
+  ``wbits`` = 4, row pairs packed two per byte, whatever the shape (mk_pw, mk_conv1 and
+  mk_conv3px read int8 weights; mk_conv1's q15 weights would take 4x the bytes).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,12 +41,14 @@ from malak_pipe.mcu.kernels import (
     ACC_LIMIT,
     WINDOW_INTS,
     KernelSpec,
+    RowConstants,
     Step,
     compose_clamps,
     interleave_rows,
     io_ints,
     k4_of,
     row_constants,
+    single_step,
     window_ints,
 )
 from malak_pipe.mcu.layout import map_index
@@ -48,6 +60,8 @@ if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
 MAX_CONV1_TAPS = 64
+PW_WEIGHT_SCRATCH = 16384  # bytes of q15 weights mk_pw widens at once (a block of output channels)
+PW_MIN_PIXELS = 32  # below, widening every weight for so few pixels costs more than mk_conv's SXTB16
 
 _TAIL = ("in_zp", "out_zp", "act_min", "act_max", "pool", "fast", "lsh")
 CONV = KernelSpec(
@@ -56,6 +70,20 @@ CONV = KernelSpec(
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
     ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL, "wbits"),
+)
+CONV3PX = KernelSpec(
+    "conv3px",
+    "mk_conv3px",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t")),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
+)
+PW = KernelSpec(
+    "pw",
+    "mk_pw",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t")),
+    ("n", "in_c", "k2", "out_c", "cb", "out_zp", "act_min", "act_max", "fast"),
 )
 CONV1 = KernelSpec(
     "conv1",
@@ -151,8 +179,27 @@ def _monotonic(layer: Layer, acc_bound: np.ndarray, fast: bool) -> bool:
     return fast or bool(np.all(acc_bound * (1 << left) < ACC_LIMIT))
 
 
-def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
-    """mk_conv or mk_conv1 for ``layer``, with the max-pool after it fused when it can be."""
+@dataclass
+class _ConvPlan:
+    """What every convolution kernel step shares: arguments, row constants, the fused pool."""
+
+    ints: dict
+    rc: RowConstants
+    pool: Layer | None
+    reason: str
+    output: str
+    layers: list[str]
+    ops: list[str]
+    macs: int
+    k: int
+    k4: int
+
+    def step(self, spec: KernelSpec, layer: Layer, consts: dict, scratch: int, why: str) -> Step:
+        inputs, why = [layer.inputs[0]], why + self.reason
+        return Step(spec, self.layers, self.ops, inputs, self.output, self.ints, consts, scratch, self.macs, why)
+
+
+def _plan(graph: IntGraph, layer: Layer, options: CodegenOptions) -> _ConvPlan:
     ints = io_ints(graph, layer)
     ints.update(window_ints(layer))
     weights = layer.arrays["weights"]
@@ -170,34 +217,106 @@ def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
         ints["act_min"], ints["act_max"] = clamp
         reason = "; the 2x2/2 max-pool after it fused (its only reader, requantization monotonic)"
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
-    ints["groups"] = groups = layer.attrs.get("groups", 1)
+    ints["groups"] = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
-    ints["wbits"] = bits = int4.weight_bits(layer)
-    if bits == 8 and ints["in_c"] == 1 and k <= MAX_CONV1_TAPS:
+    ints["wbits"] = int4.weight_bits(layer)
+    return _ConvPlan(ints, rc, pool, reason, output, layers, ops, macs, k, k4)
+
+
+def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """mk_pw, mk_conv1, mk_conv3px or mk_conv for ``layer`` (mk_conv for 4-bit weights), with the max-pool
+    after it fused when it can be."""
+    plan = _plan(graph, layer, options)
+    four_bit = plan.ints["wbits"] == 4
+    if not four_bit and plan.pool is None and _pointwise(layer, plan.ints):
+        return _pw_step(graph, layer, plan.ints)
+    if four_bit or _conv1(plan) or plan.ints["out_h"] * plan.ints["out_w"] < 3:
+        return _im2col_step(layer, plan)
+    why = f"im2col of 3 pixels (k = {plan.k}), 2 channels x 3 pixels SMLAD block (SXTB16 of weights shared)"
+    why += ", the max-pool kept over requantized pixels" if plan.pool is not None else ""
+    why += f", {plan.ints['groups']} groups" if plan.ints["groups"] > 1 else ""
+    return plan.step(CONV3PX, layer, _pair_weights(plan), 3 * plan.k4 * 2, why)
+
+
+def im2col_conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """The mk_conv1 / mk_conv step of ``layer`` (2-pixel im2col, channel pairs interleaved), whatever
+    :func:`conv_step` picks: for callers that run mk_conv's routines themselves (a fused block
+    streaming rows through it)."""
+    return _im2col_step(layer, _plan(graph, layer, options))
+
+
+def _conv1(plan: _ConvPlan) -> bool:
+    return plan.ints["wbits"] == 8 and plan.ints["in_c"] == 1 and plan.k <= MAX_CONV1_TAPS
+
+
+def _pair_weights(plan: _ConvPlan) -> dict:
+    per_group = np.split(plan.rc.rows, plan.ints["groups"])  # channel pairs interleaved within each group
+    return {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": plan.rc.chan}
+
+
+def _s4_weights(layer: Layer, plan: _ConvPlan) -> dict:
+    """mk_conv's 4-bit weights: the row pairs of each group packed two per byte (int4.conv_layout)."""
+    int4.check_acc16(layer, plan.rc.rows)
+    return {"weights": int4.conv_layout(plan.rc.rows, plan.ints["groups"]), "chan": plan.rc.chan}
+
+
+def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
+    ints, k = plan.ints, plan.k
+    if _conv1(plan):
+        weights = layer.arrays["weights"]
         k2 = k + (k & 1)
         q15 = np.zeros((weights.shape[0], k2), dtype=np.int16)
         q15[:, :k] = weights.reshape(weights.shape[0], k)
         pixels = 2 * 2 * (ints["out_w"] // 2) if ints["pool"] else ints["out_w"]
-        consts = {"weights": q15.reshape(-1), "chan": rc.chan}
         why = f"one input channel, {k} <= {MAX_CONV1_TAPS} taps: q15 weights, output rows streamed"
-        return Step(CONV1, layers, ops, [layer.inputs[0]], output, ints, consts, pixels * k2 * 2, macs, why + reason)
-    if bits == 4:
-        int4.check_acc16(layer, rc.rows)
-        weights = int4.conv_layout(rc.rows, groups)
-        why = f"{int4.unpack_cost_reason(rc.rows.size)}: row pairs, two ANDs per 8 weights; "
-    else:  # channel pairs interleaved within each group
-        weights, why = np.concatenate([interleave_rows(rows, 2) for rows in np.split(rc.rows, groups)]), ""
-    consts = {"weights": weights, "chan": rc.chan}
-    scratch = (4 if pool is not None else 2) * k4 * 2
-    why += f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
-    why += f", {groups} groups" if groups > 1 else ""
-    return Step(CONV, layers, ops, [layer.inputs[0]], output, ints, consts, scratch, macs, why + reason)
+        return plan.step(CONV1, layer, {"weights": q15.reshape(-1), "chan": plan.rc.chan}, pixels * k2 * 2, why)
+    scratch = (4 if plan.pool is not None else 2) * plan.k4 * 2
+    why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
+    why += f", {ints['groups']} groups" if ints["groups"] > 1 else ""
+    if ints["wbits"] == 4:
+        why = f"{int4.unpack_cost_reason(plan.rc.rows.size)}: row pairs, two ANDs per 8 weights; {why}"
+        return plan.step(CONV, layer, _s4_weights(layer, plan), scratch, why)
+    return plan.step(CONV, layer, _pair_weights(plan), scratch, why)
+
+
+def _pointwise(layer: Layer, ints: dict) -> bool:
+    window = (ints["kh"], ints["kw"], ints["sh"], ints["sw"])
+    if ints["out_h"] * ints["out_w"] < PW_MIN_PIXELS:
+        return False
+    return window == (1, 1, 1, 1) and not any(layer.attrs["pads"]) and layer.attrs.get("groups", 1) == 1
+
+
+def pw_block(out_c: int, k2: int) -> int:
+    """Output channels whose q15 weights mk_pw lays out at once: all that fit PW_WEIGHT_SCRATCH, else an
+    even number of them."""
+    fit = max(2, PW_WEIGHT_SCRATCH // (2 * k2 + 20) // 2 * 2)
+    return min(out_c, fit)
+
+
+def _pw_step(graph: IntGraph, layer: Layer, ints: dict) -> Step:
+    weights = layer.arrays["weights"]
+    k2 = ints["in_c"] + ints["in_c"] % 2
+    rc = row_constants(layer, weights, k2, ints["in_zp"], ints["out_zp"])
+    cb = pw_block(ints["out_c"], k2)
+    ints.update({"n": ints["out_h"] * ints["out_w"], "k2": k2, "cb": cb, "fast": int(rc.fast), "lsh": rc.lsh})
+    consts = {"weights": rc.rows.reshape(-1), "chan": rc.chan}
+    reason = (
+        f"1x1, {ints['in_c']} input channels, {ints['n']} >= {PW_MIN_PIXELS} pixels: no im2col, "
+        f"q15 weights of {cb} channels widened once, 2 channels x 2 pixels LDRD/SMLAD block"
+    )
+    return single_step(PW, graph, layer, ints, consts=consts, scratch_bytes=pw_scratch_bytes(cb, k2), reason=reason)
+
+
+def pw_scratch_bytes(cb: int, k2: int) -> int:
+    """mk_pw's scratch: a block of cb channels' weights and constants, then two pixels' q15 values."""
+    block_words = cb // 2 * (k2 + 10) + cb % 2 * (k2 // 2 + 5)
+    return block_words * 4 + 2 * k2 * 2
 
 
 FAMILY = OpFamily(
     name="conv",
     onnx_ops=(OnnxOp("Conv", lower_conv, produces=("conv2d", "depthwise_conv2d")),),
     int_ops=(IntOp("conv2d", conv2d_golden, conv_step, conv2d_macs),),
-    kernels=(CONV, CONV1),
-    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_conv_s4.h", "kernels/mk_s4.h"),
+    kernels=(CONV, CONV1, CONV3PX, PW),
+    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_pw.h", "kernels/mk_conv_s4.h", "kernels/mk_s4.h"),
 )

@@ -5,11 +5,21 @@ channel o reads input channel o // depth_multiplier), bias, multiplier, shift (C
 kernel, stride, pads, act_min, act_max, depth_multiplier. The ONNX Conv handler is in
 :mod:`malak_pipe.mcu.ops.conv` and hands depthwise nodes to :func:`add_depthwise_layer`.
 
-Kernel (firmware/include/kernels/mk_dwconv.h): with multiplier 1 and a channel count divisible
-by 4, padded input rows in a ring of KH rows in scratch and four channels per SXTB16 pair, the
-input zero point folded into the bias; otherwise one channel at a time on x - zero point.
-4-bit weights (``weight_bits``): ``mk_dwconv_s4`` (mk_dwconv_s4.h) unpacks the nibbles into
-the front of scratch once per call and runs mk_dwconv on them (:mod:`malak_pipe.mcu.ops.int4`).
+Kernels (firmware/include/kernels/mk_dwconv.h), chosen from the shape:
+
+* ``mk_dwconv3`` for multiplier 1 and kernels three wide (any channel count, stride, padding):
+  the ring's input rows widened to q15 channel by channel, weights in words of bytes
+  (w0, w2, w1, 0) so SXTB16 gives the tap pair (w0, w1) for one SMLAD, two output pixels per
+  pass sharing their loads;
+* ``mk_dwconv`` with multiplier 1 and a channel count divisible by 4: padded input rows in a
+  ring of KH rows in scratch and four channels per SXTB16 pair;
+* otherwise ``mk_dwconv``'s one channel at a time on x - zero point.
+
+Both ring kernels fold the input zero point into the bias. 4-bit weights (``weight_bits``) are
+stored two per byte and unpacked into the front of scratch once per call (mk_dwconv_s4.h,
+:mod:`malak_pipe.mcu.ops.int4`), then the kernel of the int8 layer runs on them: where
+mk_dwconv3 would run, ``mk_dwconv3_s4`` with the taps in its order (:func:`dw3_nibbles`);
+otherwise ``mk_dwconv_s4``, the (KH, KW, C) weights flattened, then mk_dwconv.
 """
 
 from __future__ import annotations
@@ -40,29 +50,23 @@ if TYPE_CHECKING:
 
 MAX_DW_KERNEL_ROWS = 16  # the ring's row pointers: const int8_t *row[16] in mk_dwconv
 
+_TAIL = ("in_zp", "out_zp", "act_min", "act_max", "fast", "lsh")
 DWCONV = KernelSpec(
     "dwconv",
     "mk_dwconv",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t"), ("bias", "int32_t")),
-    (
-        "in_h",
-        "in_w",
-        "in_c",
-        "out_h",
-        "out_w",
-        "out_c",
-        *WINDOW_INTS,
-        "mult",
-        "in_zp",
-        "out_zp",
-        "act_min",
-        "act_max",
-        "fast",
-        "lsh",
-    ),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", *WINDOW_INTS, "mult", *_TAIL),
+)
+DWCONV3 = KernelSpec(
+    "dwconv3",
+    "mk_dwconv3",
+    ("in", "out", "scratch"),
+    (("weights", "int8_t"), ("chan", "mk_chan_t")),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "kh", "sh", "sw", "pt", "pl", *_TAIL),
 )
 DWCONV_S4 = KernelSpec("dwconv_s4", "mk_dwconv_s4", DWCONV.buffers, DWCONV.consts, DWCONV.ints)
+DWCONV3_S4 = KernelSpec("dwconv3_s4", "mk_dwconv3_s4", DWCONV3.buffers, DWCONV3.consts, DWCONV3.ints)
 
 
 # ---------------------------------------------------------------- lowering
@@ -106,6 +110,17 @@ def depthwise_macs(graph: IntGraph, layer: Layer) -> int:
 
 
 def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """mk_dwconv3 for kernels three wide with multiplier 1, else mk_dwconv (ring or one channel at a time)."""
+    return _dw_step(graph, layer, three_wide=True)
+
+
+def ring_dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
+    """The mk_dwconv step of ``layer`` (int8 ring of padded rows), whatever :func:`dwconv_step` picks:
+    for callers that run mk_dwconv's routines themselves (a fused block streaming rows)."""
+    return _dw_step(graph, layer, three_wide=False)
+
+
+def _dw_step(graph: IntGraph, layer: Layer, three_wide: bool) -> Step:
     ints = io_ints(graph, layer)
     ints.update(window_ints(layer))
     ints["mult"] = layer.attrs["depth_multiplier"]
@@ -122,6 +137,8 @@ def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     )
     ints.update({"fast": int(fast), "lsh": lsh})
     ints["wbits"] = bits = int4.weight_bits(layer)
+    if three_wide and ints["mult"] == 1 and ints["kw"] == 3 and ints["kh"] <= MAX_DW_KERNEL_ROWS:
+        return _dwconv3_step(graph, layer, ints, weights, chan)
     packed = int4.pack_nibbles(weights) if bits == 4 else np.ascontiguousarray(weights)
     consts = {"weights": packed, "chan": chan, "bias": bias.astype(np.int32)}
     ring = 0
@@ -138,9 +155,49 @@ def dwconv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     return single_step(DWCONV, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
 
 
+def dw3_ring_width(out_w: int, sw: int) -> int:
+    """Columns of one q15 ring row of mk_dwconv3: what two pixels per pass read, rounded up to even."""
+    pairs = (out_w + 1) // 2 * 2
+    return ((pairs - 1) * sw + 4 + 1) // 2 * 2
+
+
+def dw3_weights(weights: np.ndarray) -> np.ndarray:
+    """(KH, 3, C) taps -> per channel and row one word of bytes (w0, w2, w1, 0) (mk_dwconv3)."""
+    kh, _, c = weights.shape
+    words = np.zeros((c, kh, 4), dtype=np.int8)
+    taps = weights.transpose(2, 0, 1)  # C, KH, 3
+    words[:, :, 0], words[:, :, 1], words[:, :, 2] = taps[:, :, 0], taps[:, :, 2], taps[:, :, 1]
+    return words.reshape(-1)
+
+
+def dw3_nibbles(words: np.ndarray) -> np.ndarray:
+    """mk_dwconv3's weight words as mk_dwconv3_s4 stores them: the three taps of each word in a
+    row of nibbles (the zero byte dropped), the words padded to an even count (mk_s4_unpack_dw3
+    unpacks two words from three bytes)."""
+    taps = words.reshape(-1, 4)[:, :3]
+    if len(taps) % 2:
+        taps = np.concatenate([taps, np.zeros((1, 3), dtype=taps.dtype)])
+    return int4.pack_nibbles(taps)
+
+
+def _dwconv3_step(graph: IntGraph, layer: Layer, ints: dict, weights: np.ndarray, chan: np.ndarray) -> Step:
+    ring = ints["kh"] * ints["in_c"] * dw3_ring_width(ints["out_w"], ints["sw"]) * 2
+    consts = {"weights": dw3_weights(weights), "chan": chan}
+    reason = (
+        f"channel multiplier 1, kernel {ints['kh']}x3, stride {ints['sw']}: q15 ring rows channel by channel, "
+        "tap pairs per SMLAD, 2 pixels per pass"
+    )
+    if ints["wbits"] == 4:  # mk_dwconv3's words unpacked in front of the ring
+        unpacked = (4 * ints["kh"] * ints["in_c"] + 7) // 8 * 8
+        consts["weights"] = dw3_nibbles(consts["weights"])
+        reason = f"{int4.unpack_cost_reason(weights.size)} into mk_dwconv3's words in scratch once per call; {reason}"
+        return single_step(DWCONV3_S4, graph, layer, ints, consts=consts, scratch_bytes=unpacked + ring, reason=reason)
+    return single_step(DWCONV3, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
+
+
 FAMILY = OpFamily(
     name="depthwise",
     int_ops=(IntOp("depthwise_conv2d", depthwise_golden, dwconv_step, depthwise_macs),),
-    kernels=(DWCONV, DWCONV_S4),
+    kernels=(DWCONV, DWCONV3, DWCONV_S4, DWCONV3_S4),
     headers=("kernels/mk_dwconv.h", "kernels/mk_dwconv_s4.h"),
 )

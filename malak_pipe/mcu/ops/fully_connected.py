@@ -5,10 +5,11 @@ IR ``fully_connected``: weights (Cout, K) int8 with K in the storage order of th
 each feature is stored: :func:`storage_columns`), bias, multiplier, shift (Cout,); attrs
 act_min, act_max.
 
-Kernel (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
-interleaved by 4 bytes in blocks of four (4 rows per pass), the input zero point folded into
-the bias. 4-bit weights (``weight_bits``): ``wbits`` = 4, row pairs packed two per byte
-(mk_fc_s4.h, :mod:`malak_pipe.mcu.ops.int4`).
+Kernels (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
+interleaved by 4 bytes in blocks of six (``mk_fc6``, from 6 outputs: each input pair loaded once
+serves six rows) or four (``mk_fc``), the input zero point folded into the bias. 4-bit weights
+(``weight_bits``), whatever the shape: ``mk_fc`` with ``wbits`` = 4, row pairs packed two per
+byte (mk_fc_s4.h, :mod:`malak_pipe.mcu.ops.int4`).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
 if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
+_INTS = ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh")
 FC = KernelSpec(
     "fc",
     "mk_fc",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh", "wbits"),
+    (*_INTS, "wbits"),
 )
+FC6 = KernelSpec("fc6", "mk_fc6", FC.buffers, FC.consts, _INTS)  # int8 weights only: no wbits
 
 
 # ---------------------------------------------------------------- lowering
@@ -111,20 +114,33 @@ def fully_connected_macs(graph: IntGraph, layer: Layer) -> int:
 # ---------------------------------------------------------------- kernel step
 
 
+def fc6_rows(out_c: int) -> int:
+    """Rows mk_fc6 runs in blocks of six (the rest in blocks of four, then plain): mk_fc6_rows in C."""
+    n6 = out_c // 6 * 6
+    return n6 - 6 if out_c % 6 == 2 and n6 >= 6 else n6
+
+
 def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     ints = io_ints(graph, layer)
     weights = layer.arrays["weights"]
     k4 = k4_of(weights.shape[1])
     rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
-    ints["wbits"] = bits = int4.weight_bits(layer)
-    reason = f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
-    if bits == 4:
+    ints["wbits"] = int4.weight_bits(layer)
+    if ints["wbits"] == 4:
         int4.check_acc16(layer, rc.rows)
-        packed = int4.fc_layout(rc.rows)
-        reason = f"{int4.unpack_cost_reason(rc.rows.size)}: row pairs, four ANDs per 16 weights; {reason}"
-    consts = {"weights": packed if bits == 4 else interleave_rows(rc.rows, 4), "chan": rc.chan}
-    return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
+        consts = {"weights": int4.fc_layout(rc.rows), "chan": rc.chan}
+        reason = (
+            f"{int4.unpack_cost_reason(rc.rows.size)}: row pairs, four ANDs per 16 weights; "
+            f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
+        )
+        return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
+    n6 = fc6_rows(weights.shape[0])
+    layout = [interleave_rows(rc.rows[:n6], 6), interleave_rows(rc.rows[n6:], 4)]
+    consts = {"weights": np.concatenate(layout), "chan": rc.chan}
+    reason = f"input widened to q15 once ({k4} values), {6 if n6 else 4} interleaved rows per pass"
+    spec = FC6 if n6 else FC
+    return single_step(spec, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
 
 
 FAMILY = OpFamily(
@@ -134,6 +150,6 @@ FAMILY = OpFamily(
         OnnxOp("MatMul", lower_matmul, produces=("fully_connected",)),
     ),
     int_ops=(IntOp("fully_connected", fully_connected_golden, fc_step, fully_connected_macs),),
-    kernels=(FC,),
+    kernels=(FC, FC6),
     headers=("kernels/mk_fc.h", "kernels/mk_fc_s4.h"),
 )

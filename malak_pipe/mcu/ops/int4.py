@@ -12,7 +12,8 @@ attribute when the weights' DequantizeLinear reads an ONNX INT4 initializer
   pairs with zeros), so a pair takes k4 bytes where int8 takes 2 x k4; fully connected
   alternates the two pairs' words of a 4-row block per group (:func:`fc_layout`);
 * depthwise: the (KH, KW, C) weights flattened, two per byte low nibble first
-  (:func:`pack_nibbles`); the kernel unpacks them into scratch once per call.
+  (:func:`pack_nibbles`), or for kernels three wide in mk_dwconv3's tap order
+  (``depthwise.dw3_nibbles``); the kernel unpacks them into scratch once per call.
 
 The kernels multiply 16 x the weights (nibbles masked in place) and shift the sums back, so
 the 16 x accumulator must stay in int32 (:func:`check_acc16`).

@@ -168,3 +168,18 @@ def test_source_fingerprints(tmp_path, no_system_fashion):
     assert source_fingerprint(synthetic) == source_fingerprint(DataConfig(name="synthetic"))
     assert source_fingerprint(synthetic) != source_fingerprint(DataConfig(name="synthetic", seed=1))
     assert len(source_fingerprint(DataConfig(name="digits"))) == 64
+
+
+def test_synthetic_signals_are_one_dimensional_and_keyed_apart_from_images():
+    images = DataConfig(name="synthetic", channels=3, image_size=20, num_classes=4, n_train=40, n_test=8)
+    signals = images.model_copy(update={"layout": "ncl"})
+    data = load_dataset(signals)
+    assert data.input_shape == (3, 20)
+    assert tuple(data.train.x.shape[1:]) == (3, 20)
+    assert load_dataset(images).input_shape == (3, 20, 20)
+    assert source_fingerprint(signals) != source_fingerprint(images)
+
+
+def test_synthetic_refuses_a_channels_last_layout():
+    with pytest.raises(ValidationError, match="does not apply to synthetic"):
+        DataConfig(name="synthetic", layout="nhwc")

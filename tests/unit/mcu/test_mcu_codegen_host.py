@@ -28,7 +28,7 @@ def test_plan_json_and_fusion(digits_models, tmp_path):
     graph = lower_onnx(digits_models["cnn_int8"])
     generated = generate(graph, tmp_path)
     plan = json.loads((tmp_path / "plan.json").read_text())
-    assert [layer["kernel"] for layer in plan["layers"]] == ["conv1", "conv", "conv", "fc", "fc"]
+    assert [layer["kernel"] for layer in plan["layers"]] == ["conv1", "conv3px", "conv3px", "fc6", "fc6"]
     assert plan["layers"][0]["ops"] == ["conv2d", "max_pool"]
     assert "one input channel" in plan["layers"][0]["reason"] and "max-pool" in plan["layers"][0]["reason"]
     assert all(layer["reason"] for layer in plan["layers"])
@@ -38,7 +38,7 @@ def test_plan_json_and_fusion(digits_models, tmp_path):
         assert (tmp_path / name).is_file()
     # the generated code calls kernels with literal shapes (specialized by the compiler)
     model_c = (tmp_path / "model.c").read_text()
-    assert "mk_conv(" in model_c and "/*in_c*/ 32" in model_c
+    assert "mk_conv3px(" in model_c and "/*in_c*/ 32" in model_c
 
 
 def test_generation_is_deterministic(digits_models, tmp_path):
@@ -56,6 +56,6 @@ def test_without_pool_fusion_the_pools_are_steps_and_still_bit_exact(host_harnes
 
     graph = lower_onnx(digits_models["cnn_int8"])
     generated = generate(graph, tmp_path / "unfused", CodegenOptions(fuse_pool=False))
-    assert [s.kernel for s in generated.steps] == ["conv1", "maxpool", "conv", "maxpool", "conv", "fc", "fc"]
+    assert [s.kernel for s in generated.steps] == ["conv1", "maxpool", "conv3px", "maxpool", "conv3px", "fc6", "fc6"]
     assert all(s.ints.get("pool", 0) == 0 for s in generated.steps)
     assert host_check(graph, tmp_path / "unfused", 16) == 1.0

@@ -41,7 +41,8 @@ def test_fully_connected_blocks_alternate_the_pair_words():
         ("conv", (64, 32, 3, 3), 1, 64 * 288, 32 * 288),
         ("conv", (6, 2, 3, 3), 2, 6 * 20, 2 * 2 * 20),  # 3 channels a group: a pair and a half
         ("linear", (10, 128), 1, 10 * 128, 5 * 128),
-        ("depthwise", (64, 1, 3, 3), 64, 576, 288),
+        ("depthwise", (64, 1, 3, 3), 64, 64 * 3 * 4, 288),  # 3 wide at 8 bits: mk_dwconv3's (w0, w2, w1, 0) words
+        ("depthwise", (64, 1, 5, 5), 64, 64 * 25, 64 * 25 // 2),
     ],
 )
 def test_firmware_weight_bytes(kind, shape, groups, int8, int4_bytes):
@@ -126,7 +127,8 @@ def test_the_lowering_reads_int4_and_the_golden_reference_and_host_c_match(mixed
     plan = json.loads((tmp / "src" / "plan.json").read_text())
     int8_plan = generate(lower_onnx(load_onnx(paths["int8"])), tmp / "src8").summary()
     steps = {layer["kernel"] + str(layer["weight_bits"]): layer for layer in plan["layers"]}
-    assert {"conv4", "fc4", "conv18", "fc8"} <= set(steps) and "4-bit weights" in steps["fc4"]["reason"]
+    # conv1 (one channel), conv2 at 4 bits, conv3 (3 pixels a pass), fc1 (blocks of six), fc2 at 4 bits
+    assert set(steps) == {"conv18", "conv4", "conv3px8", "fc68", "fc4"} and "4-bit weights" in steps["fc4"]["reason"]
     saved = int8_plan["param_bytes"] - generated.param_bytes
     pairs = zip(int8_plan["layers"], plan["layers"], strict=True)
     assert saved == sum(a["weight_bytes"] - b["weight_bytes"] for a, b in pairs)
@@ -138,3 +140,52 @@ def test_a_four_bit_layer_missing_from_the_export_is_an_error(mixed_cnn):
 
     with pytest.raises(StageFailed, match=r"no weight DequantizeLinear for the 4-bit layers \['fc9'\]"):
         store_int4_weights(onnx.load(str(mixed_cnn[1]["int8"])), ["fc9"])
+
+
+
+
+def _block_s4_with_expand(seed: int, eight_bit: tuple[str, ...]):
+    """A random expand (pw_e) -> depthwise (dw_d) -> project (pw_p) [-> add] block that streams at
+    8 bits, every layer at 4 but those of ``eight_bit``; with the depthwise and the projection at 8
+    bits, one whose block pays without its expand."""
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.mcu.fusion import block_decisions
+    from tests.helpers.mcu_kernel_cases import random_layer_graph
+
+    rng = np.random.default_rng(seed)
+    while True:
+        graph, _ = random_layer_graph(rng, "block_s4")
+        if graph.layers[0].name != "pw_e":
+            continue
+        for layer in graph.layers:
+            if layer.name in eight_bit:  # weights in [-8, 7] are int8 weights too
+                del layer.attrs["weight_bits"]
+        if "pw_p" not in eight_bit or block_decisions(graph, CodegenOptions())[0].block is not None:
+            return graph
+
+
+@pytest.mark.parametrize("eight_bit", [(), ("dw_d", "pw_p"), ("pw_e", "dw_d")])
+def test_block_fusion_keeps_four_bit_layers_out_of_blocks_and_stays_bit_exact(eight_bit, tmp_path):
+    from malak_pipe.mcu.codegen_options import CodegenOptions
+    from malak_pipe.mcu.fusion import block_decisions
+    from malak_pipe.mcu.kernels import plan_steps
+    from tests.helpers.mcu_pipeline import host_bit_exact
+
+    graph = _block_s4_with_expand(len(eight_bit), eight_bit)
+    [decision] = block_decisions(graph, CodegenOptions())
+    steps = plan_steps(graph)
+    if not eight_bit:  # the depthwise at 4 bits: no block
+        assert decision.block is None
+        assert decision.reason == "not fused: 'dw_d' has 4-bit weights (mk_block reads int8 weights)"
+    elif "pw_p" in eight_bit:  # the expand at 4 bits runs alone, the rest streams
+        assert decision.block is not None and decision.block.expand is None
+        assert "expand not fused: 'pw_e' has 4-bit weights" in decision.to_json()["reason"]
+        assert [step.kernel for step in steps][:2] == ["conv", "block"]
+    else:  # the projection at 4 bits: no block
+        assert decision.block is None and "not fused: 'pw_p' has 4-bit weights" in decision.reason
+    four_bit = [step for step in steps if int4.weight_info(step)["weight_bits"] == 4]
+    expected = [[name] for name in ("pw_e", "dw_d", "pw_p") if name not in eight_bit]
+    assert [step.layers for step in four_bit] == expected
+    assert all(step.kernel in ("conv", "dwconv_s4", "dwconv3_s4") and step.ints["wbits"] == 4 for step in four_bit)
+    images = np.random.default_rng(7).integers(-128, 128, size=(8, *graph.input_tensor.shape)).astype(np.int8)
+    assert host_bit_exact(graph, images, tmp_path) == 1.0

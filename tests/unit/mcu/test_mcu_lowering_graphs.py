@@ -19,8 +19,8 @@ from tests.helpers.mcu_pipeline import compare_with_ort, host_bit_exact, layerwi
 
 def _lowered(module: nn.Module, shape: tuple[int, ...], tmp_path, **kwargs):
     """``module`` exported, quantized (ONNX Runtime, int8), lowered: (graph, onnx path, inputs)."""
+    from malak_pipe.models.random_net import calibrate_net
     from tests.helpers.mcu_models import export_qdq
-    from tests.helpers.mcu_random_nets import calibrate_net
 
     torch.manual_seed(0)
     x = np.random.default_rng(0).normal(size=(64, *shape)).astype(np.float32)

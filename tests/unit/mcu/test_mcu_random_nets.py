@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from malak_pipe.models.random_net import ACTIVATIONS, BLOCKS, calibrate_net, random_net
 from tests.helpers.mcu_pipeline import run_route
-from tests.helpers.mcu_random_nets import ACTIVATIONS, BLOCKS, calibrate_net, random_net
 
 CASES = [(2, "ort_uint8"), (2, "qat"), (5, "ort_int8"), (5, "ptq"), (11, "ptq"), (20, "ort_int8")]
 

@@ -39,7 +39,7 @@ def sources(digits_models, tmp_path_factory):
 def test_codegen_stage_writes_sources_and_checks_them_on_the_host(sources):
     result, path = sources
     assert result.metrics["host_bit_exact_rate"] == 1.0
-    assert result.metrics["kernels"] == ["conv1", "conv", "conv", "fc", "fc"]
+    assert result.metrics["kernels"] == ["conv1", "conv3px", "conv3px", "fc6", "fc6"]
     assert result.metrics["arena_bytes"] >= result.metrics["arena_lower_bound_bytes"] > 0
     assert (path / "model.c").is_file() and (path / "plan.json").is_file()
 

@@ -1,6 +1,7 @@
 """Random small networks built from the blocks the MCU path supports: generality, tested.
 
-:func:`random_net` draws, from a seed, a 2-D (N x C x H x W) or 1-D (N x C x L) network of:
+The MCU path claims to take ordinary PyTorch code, so it is checked on networks nobody tuned it
+to. :func:`random_net` draws, from a seed, a 2-D (N x C x H x W) or 1-D (N x C x L) network of:
 convolutions with random kernel, stride, padding and groups (dense, grouped, depthwise, with
 or without BatchNorm), depthwise-separable blocks, residual adds, two-branch concatenations,
 squeeze-and-excitation blocks (nn.AdaptiveAvgPool2d(1) or a mean, a 1x1 conv or a linear
@@ -13,6 +14,13 @@ softmax. The modules are plain ``nn.Module`` code, traceable by torch.export and
 
 :func:`calibrate_net` gives the untrained net well-spread activations (BatchNorm statistics and
 a classifier scale from the calibration data), so that comparing int8 outputs is meaningful.
+
+:func:`build` is the same generator as a factory model for the engine (the firmware
+conformance sweep, benchmarks/random_nets.py, runs it through ``malak-run``):
+
+    malak-run pipeline=firmware_routes model.name=factory \
+        model.factory=malak_pipe.models.random_net:build model.kwargs.seed=7 \
+        data=synthetic data.channels=3 data.image_size=13 data.num_classes=10
 """
 
 from __future__ import annotations
@@ -248,16 +256,24 @@ class _Builder:
         return tuple(b for b in BLOCKS if b not in ("pool",) or small >= 4) if small >= 3 else ("se", "conv")
 
 
-def random_net(seed: int, num_classes: int = 10) -> tuple[Any, NetSpec]:
-    """A random network of supported blocks (eval mode, untrained: see :func:`calibrate_net`)."""
-    rng = np.random.default_rng(seed)
+def draw_input_shape(rng: np.random.Generator) -> tuple[int, ...]:
+    """A random input shape: (C, H, W) three times in four, else a 1-D (C, L)."""
     dims = 1 if rng.random() < 0.25 else 2
     channels = int((1, 3, 3, 4)[int(rng.integers(0, 4))])
     if dims == 2:
         side = int(SIZES_2D[int(rng.integers(0, len(SIZES_2D)))])
-        shape: tuple[int, ...] = (channels, side, side + int(rng.integers(0, 3)))
-    else:
-        shape = (channels, int(SIZES_1D[int(rng.integers(0, len(SIZES_1D)))]))
+        return (channels, side, side + int(rng.integers(0, 3)))
+    return (channels, int(SIZES_1D[int(rng.integers(0, len(SIZES_1D)))]))
+
+
+def random_net(seed: int, num_classes: int = 10, input_shape: tuple[int, ...] | None = None) -> tuple[Any, NetSpec]:
+    """A random network of supported blocks (eval mode, untrained: see :func:`calibrate_net`)
+    for ``input_shape`` ((C, H, W) or (C, L); None: drawn from the seed too)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(input_shape) if input_shape is not None else draw_input_shape(rng)
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ValueError(f"input_shape {list(shape)} is neither (C, H, W) nor (C, L)")
+    dims = len(shape) - 1
     spec = NetSpec(seed, dims, shape)
     torch.manual_seed(seed)
     builder = _Builder(rng, spec)
@@ -307,3 +323,15 @@ def calibrate_net(module: Any, x: np.ndarray, logit_std: float = 3.0) -> Any:
         classifier.weight.mul_(logit_std / std)
         classifier.bias.mul_(logit_std / std)
     return module
+
+
+def build(seed: int = 0, input_shape: tuple[int, ...] = (1, 12, 12), num_classes: int = 10) -> Any:
+    """The random network of ``seed`` for ``input_shape`` as a trainable module (train mode):
+    the factory-model entry point (``model.factory=malak_pipe.models.random_net:build``)."""
+    module, _ = random_net(int(seed), int(num_classes), tuple(int(n) for n in input_shape))
+    return module.train()
+
+
+def describe(seed: int, input_shape: tuple[int, ...], num_classes: int = 10) -> str:
+    """One line saying what :func:`build` draws for these arguments."""
+    return random_net(seed, num_classes, input_shape)[1].describe()
