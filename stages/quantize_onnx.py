@@ -116,15 +116,20 @@ class QuantizeONNX(Stage):
         artifact = ctx.load("model_int8")
         sample = data.calibration_batches(1, cfg.calibration_batch_size, seed=cfg.seed)[0]
         shape = tuple(data.input_shape)
+        export = {"calibration_sample": sample, "int4_layers": artifact.recipe.weight_bits}
         with quantized_engine(engine_of(artifact)), tempfile.TemporaryDirectory(prefix="malak-qop-") as tmp:
-            export_torch_int8_qdq(artifact.module, shape, qdq, cfg, calibration_sample=sample)
+            export_torch_int8_qdq(artifact.module, shape, qdq, cfg, **export)
             staging = qdq
             if cfg.qoperator_activation_type != cfg.activation_type:  # the QOperator twin wants other types
                 staging = Path(tmp) / "qdq_for_qop.onnx"
                 qop_config = TorchQDQConfig.of(cfg, activation_type=cfg.qoperator_activation_type)
-                export_torch_int8_qdq(artifact.module, shape, staging, qop_config, calibration_sample=sample)
+                export_torch_int8_qdq(artifact.module, shape, staging, qop_config, **export)
             qoperator_from_qdq(staging, qop)
-        return {"source": "torch_int8", "torch_int8_backend": engine_of(artifact)}
+        return {
+            "source": "torch_int8",
+            "torch_int8_backend": engine_of(artifact),
+            "int4_layers": sorted(artifact.recipe.weight_bits),
+        }
 
     @staticmethod
     def _evaluate(cfg: QuantizeONNXConfig, ctx: StageContext, data: Any, qdq: Path, qop: Path) -> dict[str, Any]:

@@ -15,6 +15,10 @@
  *   kernels/mk_pw.h       mk_pw: 1x1 convolution without im2col
  *   kernels/mk_dwconv.h   mk_dwconv, mk_dwconv3: depthwise convolution
  *   kernels/mk_fc.h       mk_fc, mk_fc6: fully connected
+ *   kernels/mk_s4.h       4-bit weights: nibble masks, unpacking (shared by the three below)
+ *   kernels/mk_conv_s4.h  the dot-product blocks of mk_conv for 4-bit weights
+ *   kernels/mk_fc_s4.h    the rows of mk_fc for 4-bit weights
+ *   kernels/mk_dwconv_s4.h mk_dwconv_s4, mk_dwconv3_s4: depthwise convolution with 4-bit weights
  *   kernels/mk_pool.h     mk_maxpool, mk_avgpool: max, average and global average pooling
  *   kernels/mk_add.h      mk_add: elementwise add / sub with their own rescale, broadcasting
  *   kernels/mk_mul.h      mk_mul: elementwise multiply with its own rescale, broadcasting
@@ -37,6 +41,10 @@
 #include "kernels/mk_pw.h"
 #include "kernels/mk_dwconv.h"
 #include "kernels/mk_fc.h"
+#include "kernels/mk_s4.h"
+#include "kernels/mk_conv_s4.h"
+#include "kernels/mk_fc_s4.h"
+#include "kernels/mk_dwconv_s4.h"
 #include "kernels/mk_pool.h"
 #include "kernels/mk_add.h"
 #include "kernels/mk_mul.h"

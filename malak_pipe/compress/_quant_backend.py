@@ -26,6 +26,13 @@ tensors at all, pytorch issue 184982, so this path has a horizon); they are sile
 around each call, and nowhere else. Moving to torchao means rewriting this one module: the
 rest of the library sees only :func:`prepare`, :func:`convert`, :func:`quantize_dynamic`,
 :func:`rebuild`, :func:`calibrate` and the freeze helpers.
+
+4-bit weights (the recipe's ``weight_bits``) are qint8 tensors with values in [-8, 7]: their
+layers get a per-module qconfig with that range (an MSE-clip observer or min-max in PTQ, a
+fake-quantizer of that range in QAT). FX lowers weights without clamping to the observer's
+range (max|w| / 7.5 rounds to 8), so :func:`convert` clamps them; in PTQ it also sets the
+qconfig of each layer's module before converting, since static weight observers run at
+conversion: one calibrated model converts at any bit-widths (what the sensitivity scan uses).
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from malak_pipe.compress.precision import WEIGHT_RANGES
 from malak_pipe.compress.recipe import QuantRecipe
+from malak_pipe.compress.weight_quant import mse_channel_scales
 from malak_pipe.errors import StageFailed
 
 _QUIET_MESSAGES = (
@@ -106,11 +115,37 @@ def _activation_fake_or_observer(recipe: QuantRecipe) -> Any:
     return observer.with_args(**kwargs)
 
 
-def _weight_fake_or_observer(recipe: QuantRecipe) -> Any:
-    low, high = recipe.weight_quant_range
+class MSEPerChannelObserver(tq.PerChannelMinMaxObserver):
+    """Per-channel symmetric weight observer whose scales minimize each channel's squared
+    rounding error (:func:`malak_pipe.compress.weight_quant.mse_channel_scales`)."""
+
+    def __init__(self, *, clip_grid: int = 64, clip_floor: float = 0.3, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.clip_grid, self.clip_floor = clip_grid, clip_floor
+        self.observed: torch.Tensor | None = None
+
+    def forward(self, x_orig: torch.Tensor) -> torch.Tensor:
+        self.observed = x_orig.detach()
+        return super().forward(x_orig)
+
+    @torch.jit.export
+    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        scales, zero_points = super().calculate_qparams()
+        if self.observed is None:
+            return scales, zero_points
+        grid, floor = self.clip_grid, self.clip_floor
+        best = mse_channel_scales(self.observed, scales, self.quant_min, self.quant_max, grid=grid, floor=floor)
+        return best, zero_points
+
+
+def _weight_fake_or_observer(recipe: QuantRecipe, name: str | None = None) -> Any:
+    low, high = recipe.weight_quant_range if name is None else recipe.layer_weight_range(name)
     if recipe.per_channel:
         kwargs = {"dtype": torch.qint8, "qscheme": torch.per_channel_symmetric, "ch_axis": 0}
         observer = tq.MovingAveragePerChannelMinMaxObserver if recipe.mode == "qat" else tq.PerChannelMinMaxObserver
+        if recipe.mode != "qat" and name is not None and recipe.weight_clips.get(name) == "mse":
+            observer = MSEPerChannelObserver
+            kwargs.update(clip_grid=recipe.weight_clip_grid, clip_floor=recipe.weight_clip_floor)
     else:
         kwargs = {"dtype": torch.qint8, "qscheme": torch.per_tensor_symmetric}
         observer = tq.MovingAverageMinMaxObserver if recipe.mode == "qat" else tq.MinMaxObserver
@@ -144,7 +179,37 @@ def qconfig_mapping(recipe: QuantRecipe) -> tq.QConfigMapping:
     for object_type, default in list(mapping.object_type_qconfigs.items()):
         if not _keeps_own_qparams(default):
             mapping.set_object_type(object_type, qconfig)
+    for name in recipe.weight_bits:
+        mapping.set_module_name(name, _layer_qconfig(qconfig, recipe, name))
     return mapping
+
+
+def _layer_qconfig(qconfig: Any, recipe: QuantRecipe, name: str) -> Any:
+    """``qconfig`` with the weight quantizer of layer ``name``'s bit-width (and clip)."""
+    return tq.QConfig(activation=qconfig.activation, weight=_weight_fake_or_observer(recipe, name))
+
+
+def _set_weight_qconfigs(prepared: torch.fx.GraphModule, recipe: QuantRecipe) -> None:
+    """Static PTQ: the qconfig of every module the graph calls, with its layer's weight bit-width
+    and clip (the static weight observers are made from it at convert)."""
+    for node in prepared.graph.nodes:
+        layer = prepared.get_submodule(node.target) if node.op == "call_module" else None
+        if getattr(layer, "qconfig", None) is not None:
+            name = node.target if node.target in recipe.weight_bits else None
+            layer.qconfig = _layer_qconfig(layer.qconfig, recipe, name)
+
+
+def clamp_weights(int8_module: nn.Module, recipe: QuantRecipe) -> None:
+    """Clamp the weights of the recipe's 4-bit layers to [-8, 7] (FX lowering does not)."""
+    low, high = WEIGHT_RANGES[4]
+    for name in recipe.weight_bits:
+        layer = int8_module.get_submodule(name)
+        weight = layer.weight()
+        values = weight.int_repr().clamp(low, high)
+        scales, zero_points = weight.q_per_channel_scales(), weight.q_per_channel_zero_points()
+        axis = weight.q_per_channel_axis()
+        clamped = torch._make_per_channel_quantized_tensor(values, scales, zero_points, axis)
+        layer.set_weight_bias(clamped, layer.bias())
 
 
 def backend_config() -> BackendConfig:
@@ -194,7 +259,11 @@ def convert(prepared: torch.fx.GraphModule, recipe: QuantRecipe) -> torch.fx.Gra
     """An int8 model from a calibrated or QAT-trained ``prepared`` model (left untouched)."""
     prepared_copy = copy.deepcopy(prepared).eval()
     with quiet_torch_ao(), quantized_engine(recipe.backend):
-        return convert_fx(prepared_copy, backend_config=backend_config())
+        if recipe.mode == "static":
+            _set_weight_qconfigs(prepared_copy, recipe)
+        converted = convert_fx(prepared_copy, backend_config=backend_config())
+        clamp_weights(converted, recipe)
+        return converted
 
 
 def quantize_dynamic(module: nn.Module, recipe: QuantRecipe) -> nn.Module:
@@ -235,6 +304,13 @@ def freeze_bn_stats(prepared: nn.Module) -> None:
     """Use the running BN statistics in every fused QAT conv-bn (QAT, after epoch J)."""
     with quiet_torch_ao():
         prepared.apply(intrinsic_qat.freeze_bn_stats)
+
+
+def float_weight(prepared: nn.Module, name: str) -> torch.Tensor:
+    """The float weight a static-prepared model quantizes for layer ``name`` (conv-bn folded)."""
+    layer = prepared.get_submodule(name)
+    weight = getattr(layer, "weight", None)
+    return weight if isinstance(weight, torch.Tensor) else layer[0].weight
 
 
 def calibrate(prepared: nn.Module, batches: list[torch.Tensor]) -> None:

@@ -5,10 +5,11 @@ The file is ``torch.save({"format": 2, "config": ModelConfig dict, "recipe": Qua
 The state is packed by :func:`malak_pipe.compress.packing.pack_state` (one tensor per dtype,
 int8 weights as their integer representation, float32 per-channel scales when exact, no
 zero points for symmetric weights), which makes the file ~4x smaller than the FP32 model's
-rather than ~3.9x, and is unpacked bit-exactly. Format 1 files (``"state_dict"``: the plain
-int8 state) still load. Loading builds the float architecture from the config, resizes it to
-the recorded float shapes (structurally pruned models), replays the recipe (fuse, prepare,
-convert) and loads the int8 state into the result.
+rather than ~3.9x, and is unpacked bit-exactly. A state with 4-bit weights (two per byte in the
+``nibbles`` pool) is written as format 3, which older readers refuse rather than misread.
+Format 1 files (``"state_dict"``: the plain int8 state) still load. Loading builds the float
+architecture from the config, resizes it to the recorded float shapes (structurally pruned
+models), replays the recipe (fuse, prepare, convert) and loads the int8 state into the result.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from torch import nn
 
 from malak_pipe.artifacts import ArtifactType
 from malak_pipe.compress import _quant_backend as backend
-from malak_pipe.compress.packing import pack_state, unpack_state
+from malak_pipe.compress.packing import NIBBLES, pack_state, unpack_state
 from malak_pipe.compress.recipe import QuantRecipe
 from malak_pipe.errors import ArtifactError
 from malak_pipe.models import ModelConfig, build_model
 from malak_pipe.models.artifact import adapt_to_state_dict, read_checkpoint
 
 INT8_FORMAT = 2
-_STATE_KEY = {1: "state_dict", 2: "packed"}
+INT4_FORMAT = 3
+_STATE_KEY = {1: "state_dict", 2: "packed", 3: "packed"}
 
 
 @dataclass
@@ -74,12 +76,12 @@ def _fill_finite(module: nn.Module) -> None:
 
 
 def save_int8(artifact: QuantizedModelArtifact, path: Path) -> None:
-    """Write ``artifact`` at ``path`` (format 2: packed state)."""
+    """Write ``artifact`` at ``path`` (format 2: packed state; 3 when it holds 4-bit weights)."""
     packed = pack_state(artifact.module.state_dict())  # keeps _metadata (module versions) for loading
     with backend.quiet_torch_ao():
         torch.save(
             {
-                "format": INT8_FORMAT,
+                "format": INT4_FORMAT if NIBBLES in packed["pools"] else INT8_FORMAT,
                 "config": artifact.config.model_dump(mode="json"),
                 "recipe": artifact.recipe.model_dump(mode="json"),
                 "packed": packed,

@@ -10,6 +10,9 @@ and an int64 zero point per channel. For a small int8 CNN that is ~2% of the fil
   pool when every one of them is exactly a float32 (checked; otherwise to the float64 pool),
   zero points to the int64 pool unless they are all zero (symmetric weights: nothing stored).
   Per-tensor scale and zero point are plain Python numbers (a float64 and an int, exact);
+* a symmetric per-channel qint8 tensor whose values all lie in [-8, 7] (a 4-bit weight) goes two
+  values per byte into the ``nibbles`` pool (uint8; low nibble first, two's complement), which
+  halves the bytes of 4-bit layers; any tensor in that range is encoded exactly this way;
 * an index (names, shapes, offsets: plain Python tuples, lists, strings and ints) says where
   each entry lies; the state's ``_metadata`` (module versions) is kept as a plain dict.
 
@@ -28,6 +31,36 @@ import torch
 
 _REPR_DTYPES = {torch.qint8: torch.int8, torch.quint8: torch.uint8, torch.qint32: torch.int32}
 _PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_symmetric, torch.per_channel_affine_float_qparams)
+NIBBLES = "nibbles"
+"""The pool of 4-bit values, two per byte."""
+
+
+def pack_nibbles(values: torch.Tensor) -> torch.Tensor:
+    """Integers in [-8, 7] (any shape) as uint8 bytes, two per byte, low nibble first."""
+    flat = values.reshape(-1).to(torch.int16)
+    if flat.numel() and (int(flat.min()) < -8 or int(flat.max()) > 7):
+        raise ValueError("values outside [-8, 7] do not fit a nibble")
+    if flat.numel() % 2:
+        flat = torch.cat([flat, flat.new_zeros(1)])
+    nibbles = flat & 0xF
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).to(torch.uint8)
+
+
+def unpack_nibbles(packed: torch.Tensor, count: int) -> torch.Tensor:
+    """The first ``count`` int8 values of :func:`pack_nibbles`' bytes."""
+    data = packed.to(torch.int16)
+    pairs = torch.stack([data & 0xF, data >> 4], dim=1).reshape(-1)[:count]
+    return ((pairs ^ 8) - 8).to(torch.int8)
+
+
+def _fits_nibbles(tensor: torch.Tensor) -> bool:
+    """A symmetric per-channel qint8 tensor with every value in [-8, 7] (a 4-bit weight)."""
+    if tensor.dtype != torch.qint8 or tensor.qscheme() not in _PER_CHANNEL or tensor.numel() == 0:
+        return False
+    if tensor.q_per_channel_zero_points().any():
+        return False
+    values = tensor.int_repr()
+    return int(values.min()) >= -8 and int(values.max()) <= 7
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -48,8 +81,8 @@ class _Pools:
         self.parts: dict[str, list[torch.Tensor]] = {}
         self.sizes: dict[str, int] = {}
 
-    def add(self, tensor: torch.Tensor) -> tuple[str, int, list[int]]:
-        name = _dtype_name(tensor.dtype)
+    def add(self, tensor: torch.Tensor, name: str | None = None) -> tuple[str, int, list[int]]:
+        name = name or _dtype_name(tensor.dtype)
         flat = tensor.detach().cpu().reshape(-1)
         offset = self.sizes.get(name, 0)
         self.parts.setdefault(name, []).append(flat)
@@ -67,13 +100,18 @@ def _exact_float32(values: torch.Tensor) -> torch.Tensor:
 
 
 def _encode_quantized(tensor: torch.Tensor, pools: _Pools) -> tuple[Any, ...]:
-    data = pools.add(tensor.int_repr())
     qdtype = _dtype_name(tensor.dtype)
     if tensor.qscheme() in _PER_CHANNEL:
+        nibbles = _fits_nibbles(tensor)
+        if nibbles:
+            data = (*pools.add(pack_nibbles(tensor.int_repr()), NIBBLES)[:2], list(tensor.shape))
+        else:
+            data = pools.add(tensor.int_repr())
         scales = pools.add(_exact_float32(tensor.q_per_channel_scales()))
         zero_points = tensor.q_per_channel_zero_points()
         zeros = None if not zero_points.any() else pools.add(zero_points)
-        return ("qc", data, qdtype, scales, zeros, tensor.q_per_channel_axis())
+        return ("qc4" if nibbles else "qc", data, qdtype, scales, zeros, tensor.q_per_channel_axis())
+    data = pools.add(tensor.int_repr())
     return ("qt", data, qdtype, float(tensor.q_scale()), int(tensor.q_zero_point()))
 
 
@@ -99,20 +137,28 @@ def pack_state(state_dict: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _slice(pools: dict[str, torch.Tensor], ref: Any) -> torch.Tensor:
-    name, offset, shape = ref
-    pool = pools[name]
-    if pool.dtype != _dtype(name):
-        raise ValueError(f"the packed pool '{name}' holds {pool.dtype}")
+def _numel(shape: list[int]) -> int:
     numel = 1
     for size in shape:
         numel *= size
+    return numel
+
+
+def _slice(pools: dict[str, torch.Tensor], ref: Any) -> torch.Tensor:
+    name, offset, shape = ref
+    pool = pools[name]
+    if pool.dtype != (torch.uint8 if name == NIBBLES else _dtype(name)):
+        raise ValueError(f"the packed pool '{name}' holds {pool.dtype}")
+    numel = (_numel(shape) + 1) // 2 if name == NIBBLES else _numel(shape)
     if offset < 0 or offset + numel > pool.numel():
         raise ValueError(f"a packed entry reaches past the end of the '{name}' pool")
-    return pool[offset : offset + numel].clone().reshape(shape)
+    part = pool[offset : offset + numel].clone()
+    return unpack_nibbles(part, _numel(shape)).reshape(shape) if name == NIBBLES else part.reshape(shape)
 
 
 def _decode_quantized(spec: tuple[Any, ...], pools: dict[str, torch.Tensor]) -> torch.Tensor:
+    if (spec[0] == "qc4") != (spec[1][0] == NIBBLES):
+        raise ValueError("a 4-bit entry outside the nibbles pool, or an 8-bit one inside it")
     data = _slice(pools, spec[1])
     qdtype = _dtype(spec[2])
     if _REPR_DTYPES.get(qdtype) != data.dtype:
@@ -130,7 +176,7 @@ def _decode(spec: tuple[Any, ...], pools: dict[str, torch.Tensor]) -> Any:
     kind = spec[0]
     if kind == "t":
         return _slice(pools, spec[1])
-    if kind in ("qt", "qc"):
+    if kind in ("qt", "qc", "qc4"):
         return _decode_quantized(spec, pools)
     if kind == "tuple":
         return tuple(_decode(item, pools) for item in spec[1])

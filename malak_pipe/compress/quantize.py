@@ -16,10 +16,16 @@ Any ``nn.Module`` (traceable by torch.fx) and any data: a DataLoader or iterable
 ``recipe(model, input_shape)`` gives the :class:`QuantRecipe` to store next to the int8 model
 (see :class:`~malak_pipe.compress.artifact.QuantizedModelArtifact`). All torch.ao calls live in
 ``_quant_backend``.
+
+Weights are int8 unless ``with_weight_bits`` puts layers at 4 bits (activations stay int8)::
+
+    bits = WeightBitsConfig(layers={"fc1": 4}, clip="mse")
+    int8 = StaticPTQ(StaticPTQConfig()).with_weight_bits(bits).quantize(model, data)
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +35,9 @@ from torch import nn
 from malak_pipe.compress import _quant_backend as backend
 from malak_pipe.compress.artifact import float_shapes
 from malak_pipe.compress.configs import DynamicPTQConfig, QATConfig, StaticPTQConfig
+from malak_pipe.compress.precision import WeightBitsConfig
 from malak_pipe.compress.recipe import QuantRecipe, activation_range
+from malak_pipe.compress.weight_quant import check_layer_names
 from malak_pipe.errors import ConfigError
 from malak_pipe.training.settings import FitSettings, fit_settings
 
@@ -74,9 +82,19 @@ class _GraphModeQuantizer(_Quantizer):
 
     mode: str
     config: StaticPTQConfig | QATConfig
+    weight_bits: WeightBitsConfig = WeightBitsConfig()
+
+    def with_weight_bits(self, weight_bits: WeightBitsConfig):  # -> the same quantizer class
+        """A copy of this quantizer with ``weight_bits`` (layers at 4 bits; the rest int8)."""
+        if weight_bits.four_bit() and not self.config.per_channel:
+            raise ConfigError("4-bit weights are per output channel", hint="set per_channel: true")
+        quantizer = copy.copy(self)
+        quantizer.weight_bits = weight_bits
+        return quantizer
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """A fused copy of ``model`` (left untouched) with observers (static) or fake-quantizers (QAT)."""
+        check_layer_names(model, self.weight_bits.four_bit(), "weight_bits.layers")
         return backend.prepare(model, self._scheme())
 
     def convert(self, prepared: nn.Module) -> nn.Module:
@@ -91,7 +109,21 @@ class _GraphModeQuantizer(_Quantizer):
             per_channel=self.config.per_channel,
             activation_observer=self.config.observer,
             activation_quant_range=activation_range(self.config.backend),
+            **_precision_fields(self.weight_bits, self.mode),
         )
+
+
+def _precision_fields(bits: WeightBitsConfig, mode: str) -> dict[str, Any]:
+    """The recipe's record of the 4-bit layers (and, in PTQ, how each clipped its range)."""
+    four = bits.four_bit()
+    fields: dict[str, Any] = {"weight_bits": dict.fromkeys(four, 4)}
+    if mode == "static" and four:
+        fields.update(
+            weight_clips={name: bits.clip_of(name) for name in four},
+            weight_clip_grid=bits.clip_grid,
+            weight_clip_floor=bits.clip_floor,
+        )
+    return fields
 
 
 class StaticPTQ(_GraphModeQuantizer):

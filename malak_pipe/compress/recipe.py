@@ -7,6 +7,11 @@ has fewer channels than its config says), replays the recipe (fuse, prepare, con
 loads the state. The numeric fields (dtypes, schemes, quantization ranges) are also what an
 exporter to ONNX QDQ or a firmware code generator needs to reproduce the arithmetic.
 
+Recipe 2 adds the weight bit-width per layer: ``weight_bits`` names the layers whose weights
+are 4-bit (symmetric per channel, in [-8, 7], stored in int8 tensors), ``weight_clips`` how
+each picked its range in PTQ ("minmax" or "mse", with the search's ``weight_clip_grid`` and
+``weight_clip_floor``; absent after QAT). Recipe 1 files load as all-int8.
+
 Nothing here imports torch.
 """
 
@@ -17,8 +22,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from malak_pipe.compress.configs import ActivationObserver, QuantBackend
+from malak_pipe.compress.precision import WEIGHT_RANGES, WeightClip
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 class QuantRecipe(BaseModel):
@@ -33,7 +39,7 @@ class QuantRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    recipe_version: Literal[1] = RECIPE_VERSION
+    recipe_version: Literal[1, 2] = RECIPE_VERSION
     mode: Literal["dynamic", "static", "qat"]
     backend: QuantBackend
     per_channel: bool = True
@@ -45,6 +51,14 @@ class QuantRecipe(BaseModel):
     weight_quant_range: tuple[int, int] = (-128, 127)
     activation_dtype: Literal["quint8"] = "quint8"
     activation_quant_range: tuple[int, int] = (0, 127)
+    weight_bits: dict[str, Literal[4]] = Field(default_factory=dict)
+    weight_clips: dict[str, WeightClip] = Field(default_factory=dict)
+    weight_clip_grid: int = 64
+    weight_clip_floor: float = 0.3
+
+    def layer_weight_range(self, name: str) -> tuple[int, int]:
+        """The integer range of layer ``name``'s weights (``weight_quant_range`` unless 4-bit)."""
+        return WEIGHT_RANGES[4] if name in self.weight_bits else self.weight_quant_range
 
     @property
     def weight_scheme(self) -> str:

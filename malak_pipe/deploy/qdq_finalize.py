@@ -8,6 +8,7 @@ the layout ONNX Runtime's own quantizer writes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +103,17 @@ def _drop_unused_initializers(model: Any) -> None:
     model.graph.initializer.extend(keep)
 
 
-def finalize_qdq(path: Path | str) -> dict[str, int]:
-    """Fold weight QuantizeLinear nodes into int8 initializers and quantize biases to int32, in place."""
+def finalize_qdq(path: Path | str, int4_layers: Iterable[str] = ()) -> dict[str, int]:
+    """Fold weight QuantizeLinear nodes into int8 initializers (INT4 for the torch modules named
+    in ``int4_layers``: :mod:`malak_pipe.deploy.qdq_int4`) and quantize biases to int32, in place."""
     import onnx
+
+    from malak_pipe.deploy.qdq_int4 import store_int4_weights
 
     model = onnx.load(str(path))
     folded = fold_constant_quantize(model)
+    int4_layers = list(int4_layers)
+    model = store_int4_weights(model, int4_layers)
     biases = quantize_biases(model)
     onnx.save_model(model, str(path), save_as_external_data=False)
-    return {"int8_weights": folded, "int32_biases": biases}
+    return {"int8_weights": folded - len(int4_layers), "int4_weights": len(int4_layers), "int32_biases": biases}

@@ -33,6 +33,7 @@ def runtime_sources(target: TargetConfig) -> list[Path]:
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".data", ".bss", ".stack")
 IO_SYMBOLS = ("mk_record", "mk_ticks", "mk_total_ticks")
+LAYER_KEYS = ("index", "name", "kernel", "macs", "param_bytes", "scratch_bytes")
 DEBUG_FLAGS = {"none": (), "lines": ("-g1",), "full": ("-g",)}
 
 
@@ -269,8 +270,7 @@ def memory_report(
         "macs": plan["macs"],
         "sections": sections,
         "layers": [
-            {k: layer[k] for k in ("index", "name", "kernel", "macs", "param_bytes", "scratch_bytes")}
-            for layer in plan["layers"]
+            {k: layer.get(k) for k in (*LAYER_KEYS, "weight_bytes", "weight_bits")} for layer in plan["layers"]
         ],
         "blocks": plan.get("blocks", []),
     }
@@ -295,12 +295,15 @@ def format_report(report: dict) -> str:
         f"  stack          {report['stack_bytes']:>10} B (reserved)",
         f"macs   {report['macs']:>10}",
         "",
-        f"{'#':>3} {'layer':<40} {'kernel':<8} {'MACs':>10} {'params B':>9} {'scratch B':>9}",
+        f"{'#':>3} {'layer':<40} {'kernel':<9} {'MACs':>10} {'params B':>9} {'scratch B':>9} {'weights B':>9} "
+        f"{'bits':>4}",
     ]
     for layer in report["layers"]:
+        weights, bits = layer.get("weight_bytes"), layer.get("weight_bits")
         lines.append(
-            f"{layer['index']:>3} {layer['name'][:40]:<40} {layer['kernel']:<8} {layer['macs']:>10} "
-            f"{layer['param_bytes']:>9} {layer['scratch_bytes']:>9}"
+            f"{layer['index']:>3} {layer['name'][:40]:<40} {layer['kernel']:<9} {layer['macs']:>10} "
+            f"{layer['param_bytes']:>9} {layer['scratch_bytes']:>9} {'-' if weights is None else weights:>9} "
+            f"{'-' if bits is None else bits:>4}"
         )
     return "\n".join(lines + _block_lines(report.get("blocks", []))) + "\n"
 

@@ -23,7 +23,7 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.fusion import block_decisions, block_report
 from malak_pipe.mcu.ir import IntGraph
 from malak_pipe.mcu.kernels import Step, plan_steps
-from malak_pipe.mcu.ops import REGISTRY
+from malak_pipe.mcu.ops import REGISTRY, int4
 
 ARENA_ALIGN = 8
 PLAN_FILE = "plan.json"
@@ -91,6 +91,7 @@ def _step_json(index: int, step: Step) -> dict:
         "ops": step.ops,
         "macs": step.macs,
         "param_bytes": int(sum(a.nbytes for a in step.consts.values())),
+        **int4.weight_info(step),
         "scratch_bytes": step.scratch_bytes,
         "fast_requant": bool(step.ints.get("fast", 0)),
         "args": step.ints,

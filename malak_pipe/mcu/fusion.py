@@ -12,8 +12,10 @@ and why (plan.json records it). A neighbour joins only where streaming it is exa
 memory: the tensor between it and the depthwise has no other reader and is not the graph
 output, the pointwise layers are 1x1 stride-1 unpadded group-1 convolutions run by ``mk_conv``
 alone (no fused pool), the add does not broadcast and its other operand exists before the block
-starts. A block always needs its projection; the expand and the add are optional. A block is
-fused only where it pays: the bytes live while it runs (its input, residual operand, output and
+starts, and no layer has 4-bit weights (the block kernels' row routines read int8 weights; a
+4-bit layer runs alone on its int4 kernel, :mod:`malak_pipe.mcu.ops.int4`). A block always
+needs its projection; the expand and the add are optional. A block is fused only where it pays:
+the bytes live while it runs (its input, residual operand, output and
 scratch: the ring) are at most those of its layers run one by one (a depthwise-separable pair
 whose pointwise widens a small map keeps its layers: the ring would cost more than it frees),
 and it runs as fast as its layers one by one: on mk_block3 (mk_pw and mk_dwconv3's routines) with
@@ -137,8 +139,26 @@ def streamed_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Ste
     return unfused_steps(graph, layer, options)[0]
 
 
+def _bits_problem(layer: Layer) -> str:
+    """Why ``layer``'s weights cannot be streamed ('' if they can): mk_block reads int8 weights only."""
+    from malak_pipe.mcu.ops import int4  # the operator modules import this package
+
+    bits = int4.weight_bits(layer)
+    return f"'{layer.name}' has {bits}-bit weights (mk_block reads int8 weights)" if bits != 8 else ""
+
+
+def _depthwise_problem(dw: Layer) -> str:
+    """Why the depthwise ``dw`` cannot head a streamed block ('' if it can)."""
+    if dw.attrs["kernel"][0] > MAX_RING_ROWS:
+        return f"a ring of more than {MAX_RING_ROWS} rows"
+    return _bits_problem(dw)
+
+
 def _kernel_problem(graph: IntGraph, layer: Layer, options: CodegenOptions) -> str:
     """Why ``layer`` cannot be streamed by mk_block's row routines ('' if it can)."""
+    why = _bits_problem(layer)
+    if why:
+        return why
     steps = [streamed_step(graph, layer, options)]
     want = STREAMED_KERNELS[layer.op]
     if len(steps) != 1 or steps[0].kernel != want or steps[0].layers != [layer.name]:
@@ -222,8 +242,9 @@ def _choose(graph: IntGraph, block: Block, options: CodegenOptions) -> tuple[Ste
 def _decide(graph: IntGraph, dw: Layer, claimed: set[str], options: CodegenOptions) -> BlockDecision:
     if not options.fuse_blocks:
         return BlockDecision(dw.name, None, "not fused: fuse_blocks is off")
-    if dw.attrs["kernel"][0] > MAX_RING_ROWS:
-        return BlockDecision(dw.name, None, f"not fused: a ring of more than {MAX_RING_ROWS} rows")
+    why = _depthwise_problem(dw)
+    if why:
+        return BlockDecision(dw.name, None, f"not fused: {why}")
     project, why = _project(graph, dw, options)
     if project is None:
         return BlockDecision(dw.name, None, f"not fused: {why}")

@@ -11,7 +11,7 @@ import numpy as np
 
 from malak_pipe.errors import DataError
 from malak_pipe.mcu.ir import IntGraph, Layer
-from malak_pipe.mcu.ops import REGISTRY
+from malak_pipe.mcu.ops import REGISTRY, int4
 
 
 def quantize_input(graph: IntGraph, x: np.ndarray) -> np.ndarray:
@@ -53,4 +53,5 @@ def run_golden_tensors(graph: IntGraph, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def run_layer(graph: IntGraph, layer: Layer, *inputs: np.ndarray) -> np.ndarray:
     """One layer on batches of its int8 inputs."""
+    int4.check_weights(layer)  # a 4-bit layer's weights lie in [-8, 7]
     return REGISTRY.int_op(layer).golden(graph, layer, *inputs)

@@ -177,6 +177,7 @@ def _instruction_counts(
             {
                 "name": info["name"],
                 "kernel": info["kernel"],
+                "weight_bits": info.get("weight_bits"),
                 "macs": info["macs"],
                 "instructions": count,
                 "instructions_per_mac": (count / info["macs"]) if count is not None and info["macs"] else None,

@@ -27,6 +27,7 @@ from malak_pipe.mcu.ops.add import ADD_LEFT_SHIFT, add_rescale
 from malak_pipe.mcu.ops.onnx_params import requant
 from malak_pipe.mcu.ops.softmax import exp_table
 from malak_pipe.mcu.values import CODES, dequantize, quantize
+from tests.helpers.mcu_int4_cases import S4_OPS, S4_SUFFIX, with_4bit_weights
 
 CASE_OPTIONS = CodegenOptions(fuse_slow_blocks=True)  # a random block runs as one step, slow or not
 
@@ -49,6 +50,7 @@ RANDOM_OPS = (
     "softmax",
     "block",
     "block3",
+    *S4_OPS,
 )
 
 
@@ -66,7 +68,10 @@ def random_layer_graph(rng: np.random.Generator, op: str):
 
     Returns (graph, names of the layer's input tensors). Used to test the kernels against the
     golden reference on many shapes, strides, paddings, zero points and per-channel scales.
+    ``<op>_s4``: the same layer with 4-bit weights (tests/helpers/mcu_int4_cases.py); ``block_s4``
+    (not in :data:`RANDOM_OPS`): a block that streams at 8 bits with every layer at 4 bits.
     """
+    four_bit, op = op.endswith(S4_SUFFIX), op.removesuffix(S4_SUFFIX)
     c = int(rng.choice([1, 2, 3, 4, 8, 12, 16] if op not in ("block", "block3") else [2, 3, 4, 8, 12, 16]))
     h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
     if op in ("conv_pool",):
@@ -105,9 +110,12 @@ def random_layer_graph(rng: np.random.Generator, op: str):
     layers, inputs = builder(rng, op, x, tensors)
     graph = IntGraph(tensors, layers, "x", layers[-1].output)
     if op == "block" and block_decisions(graph, CASE_OPTIONS)[0].block is None:
-        return random_layer_graph(rng, op)  # a block that does not pay runs unfused: draw another
+        # a block that does not pay runs unfused: draw another (block_s4: one that would stream at 8 bits)
+        return random_layer_graph(rng, op + (S4_SUFFIX if four_bit else ""))
     if op == "block3" and plan_steps(graph, CASE_OPTIONS)[0].kernel != "block3":
-        return random_layer_graph(rng, op)  # a layer alone off mk_pw / mk_dwconv3: draw another
+        return random_layer_graph(rng, op + (S4_SUFFIX if four_bit else ""))  # a layer alone off mk_pw / mk_dwconv3
+    if four_bit:
+        with_4bit_weights(rng, layers)
     return graph, inputs
 
 

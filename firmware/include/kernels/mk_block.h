@@ -7,8 +7,9 @@
  * output row are depthwise-convolved into one row, projected (mk_conv on one row) and, with a
  * residual, added to the residual operand's row (mk_add on one row). Every value is computed
  * once and with the same arithmetic and constants as the unfused kernels, so the outputs are
- * those of the layers run one by one. Python side: malak_pipe/mcu/ops/block.py (the step) and
- * malak_pipe/mcu/fusion.py (which layers form a block).
+ * those of the layers run one by one. int8 weights only (wbits = 8 in its mk_conv calls:
+ * fusion.py keeps layers with 4-bit weights out of blocks). Python side:
+ * malak_pipe/mcu/ops/block.py (the step) and malak_pipe/mcu/fusion.py (which layers form a block).
  *
  * scratch: col (k4 words, k4 = max(in_c, dw_c) rounded up to 4: mk_conv's two q15 columns),
  * then the ring (kh x wp x mid_c, wp = (out_w - 1) * sw + kw), the depthwise row (out_w x dw_c,
@@ -68,7 +69,7 @@ MK_INLINE void mk_block_row(int8_t *restrict slot, const int8_t *restrict in, in
     int8_t *dst = slot + pl * mid_c;
     if (expand) {
         mk_conv(src, dst, col, ew, ech, 1, in_w, in_c, 1, cols, mid_c, 1, 1, 1, 1, 1, 0, 0, in_zp, mid_zp, act_min,
-                act_max, 0, fast, lsh);
+                act_max, 0, fast, lsh, 8);
     } else {
         mk_block_copy(dst, src, cols * in_c);
     }
@@ -166,7 +167,7 @@ MK_INLINE void mk_block(const int8_t *in, const int8_t *res, int8_t *out,
         int8_t *dst = out + oy * n;
         int8_t *proj = residual ? prow : dst;
         mk_conv(drow, proj, col, pw, pch, 1, out_w, dw_c, 1, out_w, out_c, 1, 1, 1, 1, 1, 0, 0, d_out_zp, p_out_zp,
-                p_act_min, p_act_max, 0, p_fast, p_lsh);
+                p_act_min, p_act_max, 0, p_fast, p_lsh, 8);
         if (residual) {
             const int8_t *r = res + oy * n;
             mk_block_add_row(res_first ? r : prow, res_first ? prow : r, dst, n, zp_a, zp_b, add_zp, mult_a, shift_a,

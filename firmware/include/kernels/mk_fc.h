@@ -1,6 +1,7 @@
 /*
  * mk_fc.h - fully connected: the input widened to q15 once, 4 (mk_fc) or 6 (mk_fc6) interleaved
- * weight rows per pass.
+ * weight rows per pass (mk_fc with wbits = 4: 4-bit weights, row pairs packed two per byte,
+ * mk_fc_s4.h; mk_fc6 takes int8 weights only).
  * Python side: malak_pipe/mcu/ops/fully_connected.py.
  */
 #ifndef MK_FC_H
@@ -8,6 +9,7 @@
 
 #include "mk_arch.h"
 #include "mk_requant.h"
+#include "mk_fc_s4.h"
 
 
 /* One group of 4 values of 4 interleaved rows (16 bytes) against q15 x (2 words). */
@@ -146,12 +148,17 @@ MK_INLINE void mk_fc_rows4(int8_t *restrict out, const int32_t *restrict col, co
  * first widened to q15 in col (k4 halfwords, (x0,x2),(x1,x3) order); weights: blocks of 4 rows
  * interleaved by 4 bytes (4 x k4 bytes per block), the last out_c % 4 rows plain.
  * The input must be readable up to k4 bytes (the arena pads tensors to 4 bytes).
+ * wbits = 4: 4-bit weights in the layout of mk_fc_s4.h.
  */
 MK_INLINE void mk_fc(const int8_t *restrict in, int8_t *restrict out, int32_t *restrict col,
                      const int8_t *restrict w, const mk_chan_t *restrict ch, int k4, int out_c, int out_zp,
-                     int act_min, int act_max, int fast, int lsh)
+                     int act_min, int act_max, int fast, int lsh, int wbits)
 {
     mk_fc_widen(in, col, k4);
+    if (wbits == 4) {
+        mk_fc_rows_s4(col, out, w, ch, k4, out_c, out_zp, act_min, act_max, fast, lsh);
+        return;
+    }
     mk_fc_rows4(out, col, w, ch, 0, k4, out_c, out_zp, act_min, act_max, fast, lsh);
 }
 

@@ -22,7 +22,10 @@ Kernel choice (C in firmware/include/kernels/mk_conv.h, mk_conv1.h and mk_pw.h):
 * a 2x2 stride-2 max-pool that is the only reader of the convolution is fused into either
   (with ``fuse_pool``): the kernel requantizes the largest of the four accumulators, exact
   because requantization is monotonic when the accumulator cannot overflow the left shift
-  (checked per layer, else the pool stays a layer of its own).
+  (checked per layer, else the pool stays a layer of its own);
+* 4-bit weights (``weight_bits``, :mod:`malak_pipe.mcu.ops.int4`) always run ``mk_conv`` with
+  ``wbits`` = 4, row pairs packed two per byte, whatever the shape (mk_pw, mk_conv1 and
+  mk_conv3px read int8 weights; mk_conv1's q15 weights would take 4x the bytes).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from malak_pipe.mcu.kernels import (
     window_ints,
 )
 from malak_pipe.mcu.layout import map_index
-from malak_pipe.mcu.ops import depthwise, onnx_params
+from malak_pipe.mcu.ops import depthwise, int4, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
 
@@ -74,7 +77,7 @@ CONV = KernelSpec(
     "mk_conv",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL),
+    ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "groups", *WINDOW_INTS, *_TAIL, "wbits"),
 )
 CONV3PX = KernelSpec(
     "conv3px",
@@ -126,7 +129,7 @@ def lower_conv(lw: Lowering, node: Any) -> None:
     base = {"kernel": [kh, kw], "stride": strides, "pads": pads, **({"groups": group} if group > 1 else {})}
 
     def emit(out: QTensor, act_min: int, act_max: int) -> None:
-        attrs = {**base, "act_min": act_min, "act_max": act_max}
+        attrs = {**base, "act_min": act_min, "act_max": act_max, **int4.bits_attrs(onnx, node, node.input[1], weights)}
         real = x.scale * w_scale / out.scale
         arrays = {"bias": onnx_params.saturating_bias(bias, weights, real), **onnx_params.requant(real)}
         if dense:
@@ -224,15 +227,18 @@ def _plan(graph: IntGraph, layer: Layer, options: CodegenOptions) -> _ConvPlan:
     ints.update({"pool": int(pool is not None), "fast": int(rc.fast), "lsh": rc.lsh})
     ints["groups"] = layer.attrs.get("groups", 1)
     macs = layer.macs(graph) + (pool.macs(graph) if pool is not None else 0)
+    ints["wbits"] = int4.weight_bits(layer)
     return _ConvPlan(ints, rc, pool, reason, output, layers, ops, macs, k, k4)
 
 
 def conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
-    """mk_pw, mk_conv1, mk_conv3px or mk_conv for ``layer``, with the max-pool after it fused when it can be."""
+    """mk_pw, mk_conv1, mk_conv3px or mk_conv for ``layer`` (mk_conv for 4-bit weights), with the max-pool
+    after it fused when it can be."""
     plan = _plan(graph, layer, options)
-    if plan.pool is None and _pointwise(layer, plan.ints):
+    four_bit = plan.ints["wbits"] == 4
+    if not four_bit and plan.pool is None and _pointwise(layer, plan.ints):
         return _pw_step(graph, layer, plan.ints)
-    if _conv1(plan) or plan.ints["out_h"] * plan.ints["out_w"] < 3:
+    if four_bit or _conv1(plan) or plan.ints["out_h"] * plan.ints["out_w"] < 3:
         return _im2col_step(layer, plan)
     why = f"im2col of 3 pixels (k = {plan.k}), 2 channels x 3 pixels SMLAD block (SXTB16 of weights shared)"
     why += ", the max-pool kept over requantized pixels" if plan.pool is not None else ""
@@ -250,12 +256,18 @@ def im2col_conv_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> 
 def _conv1(plan: _ConvPlan) -> bool:
     ints = plan.ints
     few = ints["in_c"] == 1 or (ints["in_c"] <= MAX_CONV1_CHANNELS and ints["kh"] * ints["kw"] > 1)  # not a 1x1
-    return few and ints["groups"] == 1 and plan.k <= MAX_CONV1_TAPS
+    return ints["wbits"] == 8 and few and ints["groups"] == 1 and plan.k <= MAX_CONV1_TAPS
 
 
 def _pair_weights(plan: _ConvPlan) -> dict:
     per_group = np.split(plan.rc.rows, plan.ints["groups"])  # channel pairs interleaved within each group
     return {"weights": np.concatenate([interleave_rows(rows, 2) for rows in per_group]), "chan": plan.rc.chan}
+
+
+def _s4_weights(layer: Layer, plan: _ConvPlan) -> dict:
+    """mk_conv's 4-bit weights: the row pairs of each group packed two per byte (int4.conv_layout)."""
+    int4.check_acc16(layer, plan.rc.rows)
+    return {"weights": int4.conv_layout(plan.rc.rows, plan.ints["groups"]), "chan": plan.rc.chan}
 
 
 def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
@@ -272,6 +284,9 @@ def _im2col_step(layer: Layer, plan: _ConvPlan) -> Step:
     scratch = (4 if plan.pool is not None else 2) * plan.k4 * 2
     why = f"im2col of 2 pixels (k = {k}), 2 channels x 2 pixels SMLAD block"
     why += f", {ints['groups']} groups" if ints["groups"] > 1 else ""
+    if ints["wbits"] == 4:
+        why = f"{int4.unpack_cost_reason(plan.rc.rows.size)}: row pairs, two ANDs per 8 weights; {why}"
+        return plan.step(CONV, layer, _s4_weights(layer, plan), scratch, why)
     return plan.step(CONV, layer, _pair_weights(plan), scratch, why)
 
 
@@ -318,5 +333,5 @@ FAMILY = OpFamily(
     onnx_ops=(OnnxOp("Conv", lower_conv, produces=("conv2d", "depthwise_conv2d")),),
     int_ops=(IntOp("conv2d", conv2d_golden, conv_step, conv2d_macs),),
     kernels=(CONV, CONV1, CONV3PX, PW),
-    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_pw.h"),
+    headers=("kernels/mk_conv.h", "kernels/mk_conv1.h", "kernels/mk_pw.h", "kernels/mk_conv_s4.h", "kernels/mk_s4.h"),
 )

@@ -15,7 +15,11 @@ Kernels (firmware/include/kernels/mk_dwconv.h), chosen from the shape:
   ring of KH rows in scratch and four channels per SXTB16 pair;
 * otherwise ``mk_dwconv``'s one channel at a time on x - zero point.
 
-Both ring kernels fold the input zero point into the bias.
+Both ring kernels fold the input zero point into the bias. 4-bit weights (``weight_bits``) are
+stored two per byte and unpacked into the front of scratch once per call (mk_dwconv_s4.h,
+:mod:`malak_pipe.mcu.ops.int4`), then the kernel of the int8 layer runs on them: where
+mk_dwconv3 would run, ``mk_dwconv3_s4`` with the taps in its order (:func:`dw3_nibbles`);
+otherwise ``mk_dwconv_s4``, the (KH, KW, C) weights flattened, then mk_dwconv.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from malak_pipe.mcu.kernels import (
     single_step,
     window_ints,
 )
+from malak_pipe.mcu.ops import int4
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point, pad, windows
 from malak_pipe.mcu.ops.registry import IntOp, OpFamily
 
@@ -60,6 +65,8 @@ DWCONV3 = KernelSpec(
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
     ("in_h", "in_w", "in_c", "out_h", "out_w", "kh", "sh", "sw", "pt", "pl", *_TAIL),
 )
+DWCONV_S4 = KernelSpec("dwconv_s4", "mk_dwconv_s4", DWCONV.buffers, DWCONV.consts, DWCONV.ints)
+DWCONV3_S4 = KernelSpec("dwconv3_s4", "mk_dwconv3_s4", DWCONV3.buffers, DWCONV3.consts, DWCONV3.ints)
 
 
 # ---------------------------------------------------------------- lowering
@@ -129,9 +136,11 @@ def _dw_step(graph: IntGraph, layer: Layer, three_wide: bool) -> Step:
         folded, layer.arrays["multiplier"], layer.arrays["shift"], ints["out_zp"], bound
     )
     ints.update({"fast": int(fast), "lsh": lsh})
+    ints["wbits"] = bits = int4.weight_bits(layer)
     if three_wide and ints["mult"] == 1 and ints["kw"] == 3 and ints["kh"] <= MAX_DW_KERNEL_ROWS:
         return _dwconv3_step(graph, layer, ints, weights, chan)
-    consts = {"weights": np.ascontiguousarray(weights), "chan": chan, "bias": bias.astype(np.int32)}
+    packed = int4.pack_nibbles(weights) if bits == 4 else np.ascontiguousarray(weights)
+    consts = {"weights": packed, "chan": chan, "bias": bias.astype(np.int32)}
     ring = 0
     reason = f"channel multiplier {ints['mult']}, {ints['in_c']} channels: one channel at a time"
     if ints["mult"] == 1 and ints["in_c"] % 4 == 0:
@@ -139,6 +148,10 @@ def _dw_step(graph: IntGraph, layer: Layer, three_wide: bool) -> Step:
             raise ArtifactError(f"layer '{layer.name}': depthwise kernels taller than {MAX_DW_KERNEL_ROWS} rows")
         ring = ints["kh"] * ((ints["out_w"] - 1) * ints["sw"] + ints["kw"]) * ints["in_c"]
         reason = "channel multiplier 1, channels a multiple of 4: padded-row ring, 4 channels per SXTB16 pair"
+    if bits == 4:  # the unpacked weights go in front of the ring
+        unpacked = (weights.size + 3) // 4 * 4
+        reason = f"{int4.unpack_cost_reason(weights.size)} into scratch once per call; {reason}"
+        return single_step(DWCONV_S4, graph, layer, ints, consts=consts, scratch_bytes=unpacked + ring, reason=reason)
     return single_step(DWCONV, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
 
 
@@ -157,6 +170,16 @@ def dw3_weights(weights: np.ndarray) -> np.ndarray:
     return words.reshape(-1)
 
 
+def dw3_nibbles(words: np.ndarray) -> np.ndarray:
+    """mk_dwconv3's weight words as mk_dwconv3_s4 stores them: the three taps of each word in a
+    row of nibbles (the zero byte dropped), the words padded to an even count (mk_s4_unpack_dw3
+    unpacks two words from three bytes)."""
+    taps = words.reshape(-1, 4)[:, :3]
+    if len(taps) % 2:
+        taps = np.concatenate([taps, np.zeros((1, 3), dtype=taps.dtype)])
+    return int4.pack_nibbles(taps)
+
+
 def _dwconv3_step(graph: IntGraph, layer: Layer, ints: dict, weights: np.ndarray, chan: np.ndarray) -> Step:
     ring = ints["kh"] * ints["in_c"] * dw3_ring_width(ints["out_w"], ints["sw"]) * 2
     consts = {"weights": dw3_weights(weights), "chan": chan}
@@ -164,12 +187,17 @@ def _dwconv3_step(graph: IntGraph, layer: Layer, ints: dict, weights: np.ndarray
         f"channel multiplier 1, kernel {ints['kh']}x3, stride {ints['sw']}: q15 ring rows channel by channel, "
         "tap pairs per SMLAD, 2 pixels per pass"
     )
+    if ints["wbits"] == 4:  # mk_dwconv3's words unpacked in front of the ring
+        unpacked = (4 * ints["kh"] * ints["in_c"] + 7) // 8 * 8
+        consts["weights"] = dw3_nibbles(consts["weights"])
+        reason = f"{int4.unpack_cost_reason(weights.size)} into mk_dwconv3's words in scratch once per call; {reason}"
+        return single_step(DWCONV3_S4, graph, layer, ints, consts=consts, scratch_bytes=unpacked + ring, reason=reason)
     return single_step(DWCONV3, graph, layer, ints, consts=consts, scratch_bytes=ring, reason=reason)
 
 
 FAMILY = OpFamily(
     name="depthwise",
     int_ops=(IntOp("depthwise_conv2d", depthwise_golden, dwconv_step, depthwise_macs),),
-    kernels=(DWCONV, DWCONV3),
-    headers=("kernels/mk_dwconv.h",),
+    kernels=(DWCONV, DWCONV3, DWCONV_S4, DWCONV3_S4),
+    headers=("kernels/mk_dwconv.h", "kernels/mk_dwconv_s4.h"),
 )

@@ -7,7 +7,9 @@ act_min, act_max.
 
 Kernels (firmware/include/kernels/mk_fc.h): the input widened to q15 once, weight rows
 interleaved by 4 bytes in blocks of six (``mk_fc6``, from 6 outputs: each input pair loaded once
-serves six rows) or four (``mk_fc``), the input zero point folded into the bias.
+serves six rows) or four (``mk_fc``), the input zero point folded into the bias. 4-bit weights
+(``weight_bits``), whatever the shape: ``mk_fc`` with ``wbits`` = 4, row pairs packed two per
+byte (mk_fc_s4.h, :mod:`malak_pipe.mcu.ops.int4`).
 """
 
 from __future__ import annotations
@@ -20,21 +22,22 @@ from malak_pipe.mcu.codegen_options import CodegenOptions
 from malak_pipe.mcu.ir import IntGraph, Layer, QTensor
 from malak_pipe.mcu.kernels import KernelSpec, Step, interleave_rows, io_ints, k4_of, row_constants, single_step
 from malak_pipe.mcu.layout import flat_index
-from malak_pipe.mcu.ops import onnx_params
+from malak_pipe.mcu.ops import int4, onnx_params
 from malak_pipe.mcu.ops.reference import check_acc, finish, input_zero_point
 from malak_pipe.mcu.ops.registry import IntOp, OnnxOp, OpFamily
 
 if TYPE_CHECKING:
     from malak_pipe.mcu.lower import Lowering
 
+_INTS = ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh")
 FC = KernelSpec(
     "fc",
     "mk_fc",
     ("in", "out", "scratch"),
     (("weights", "int8_t"), ("chan", "mk_chan_t")),
-    ("k4", "out_c", "out_zp", "act_min", "act_max", "fast", "lsh"),
+    (*_INTS, "wbits"),
 )
-FC6 = KernelSpec("fc6", "mk_fc6", FC.buffers, FC.consts, FC.ints)
+FC6 = KernelSpec("fc6", "mk_fc6", FC.buffers, FC.consts, _INTS)  # int8 weights only: no wbits
 
 
 # ---------------------------------------------------------------- lowering
@@ -65,7 +68,8 @@ def _fully_connected(lw: Lowering, node: Any, weights: np.ndarray, w_scale: np.n
         real = x.scale * w_scale / out.scale
         arrays = {"weights": stored, "bias": onnx_params.saturating_bias(bias, weights, real)}
         arrays.update(onnx_params.requant(real))
-        lw.add_layer(node, "fully_connected", [x], out, {"act_min": act_min, "act_max": act_max}, arrays)
+        attrs = {"act_min": act_min, "act_max": act_max, **int4.bits_attrs(lw.onnx, node, node.input[1], stored)}
+        lw.add_layer(node, "fully_connected", [x], out, attrs, arrays)
 
     lw.produce(node, (out_c,), flat_index(out_c), emit)
 
@@ -125,6 +129,15 @@ def fc_step(graph: IntGraph, layer: Layer, options: CodegenOptions) -> Step:
     k4 = k4_of(weights.shape[1])
     rc = row_constants(layer, weights, k4, ints["in_zp"], ints["out_zp"])
     ints.update({"k4": k4, "out_c": weights.shape[0], "fast": int(rc.fast), "lsh": rc.lsh})
+    ints["wbits"] = int4.weight_bits(layer)
+    if ints["wbits"] == 4:
+        int4.check_acc16(layer, rc.rows)
+        consts = {"weights": int4.fc_layout(rc.rows), "chan": rc.chan}
+        reason = (
+            f"{int4.unpack_cost_reason(rc.rows.size)}: row pairs, four ANDs per 16 weights; "
+            f"input widened to q15 once ({k4} values), 4 interleaved rows per pass"
+        )
+        return single_step(FC, graph, layer, ints, consts=consts, scratch_bytes=2 * k4, reason=reason)
     n6 = fc6_rows(weights.shape[0]) if weights.size >= FC6_MIN_MACS else 0
     layout = [interleave_rows(rc.rows[:n6], 6), interleave_rows(rc.rows[n6:], 4)]
     consts = {"weights": np.concatenate(layout), "chan": rc.chan}
@@ -142,5 +155,5 @@ FAMILY = OpFamily(
     ),
     int_ops=(IntOp("fully_connected", fully_connected_golden, fc_step, fully_connected_macs),),
     kernels=(FC, FC6),
-    headers=("kernels/mk_fc.h",),
+    headers=("kernels/mk_fc.h", "kernels/mk_fc_s4.h"),
 )

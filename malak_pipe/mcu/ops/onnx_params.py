@@ -14,6 +14,7 @@ import numpy as np
 from malak_pipe.mcu.fixedpoint import quantize_multipliers
 from malak_pipe.mcu.ir import QTensor
 from malak_pipe.mcu.onnx_graph import OnnxIndex
+from malak_pipe.mcu.ops import int4
 
 
 def dq_const(onnx: OnnxIndex, node: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -46,6 +47,7 @@ def weights(onnx: OnnxIndex, node: Any, name: str, out_channels: int | None) -> 
     """int8 weights and per-output-channel float scales (zero points must be 0); ``out_channels``
     None: the first axis of the weights."""
     q, scale, zero_point, _ = dq_const(onnx, node, name)
+    q = int4.as_int8(q)  # 4-bit weights (ONNX INT4) hold int8 values in [-8, 7]
     out_channels = q.shape[0] if out_channels is None else out_channels
     if q.dtype != np.int8:
         raise onnx.error(node, f"weights '{name}' are {q.dtype}, the MCU kernels need int8")

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from malak_pipe.data import DataConfig, load_dataset
-from malak_pipe.models import ModelConfig, build_model
+from malak_pipe.data.artifact import DATASET
+from malak_pipe.models import ModelArtifact, ModelConfig, build_model
+from malak_pipe.models.artifact import TORCH_MODEL
 from malak_pipe.training import FitSettings, fit
 
 torch.set_num_threads(1)
@@ -34,3 +36,12 @@ def _trained(dataset):
 def trained(_trained):
     """A SimpleCNN trained on ``dataset`` (a fresh copy per test, in eval mode)."""
     return copy.deepcopy(_trained)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, dataset, _trained):
+    """The trained model and the dataset saved as the stages' ``model`` and ``data`` inputs."""
+    root = tmp_path_factory.mktemp("inputs")
+    DATASET.save(dataset, root / "data.json")
+    TORCH_MODEL.save(ModelArtifact(MODEL, _trained), root / "model.pt")
+    return {"model": root / "model.pt", "data": root / "data.json"}

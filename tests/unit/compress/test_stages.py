@@ -6,11 +6,9 @@ import pytest
 import torch
 
 from malak_pipe.compress.artifact import TORCH_MODEL_INT8
-from malak_pipe.data.artifact import DATASET
 from malak_pipe.engine.registry import get_stage
 from malak_pipe.engine.standalone import run_stage
 from malak_pipe.errors import ConfigError
-from malak_pipe.models import ModelArtifact
 from malak_pipe.models.artifact import TORCH_MODEL
 
 from .conftest import MODEL
@@ -29,14 +27,6 @@ STANDARD = {
 }
 WITH_BASELINE = {"test_top1_drop_vs_baseline_pp", "compression_vs_baseline"}
 FINETUNE = {"epochs": 1, "batch_size": 32, "lr": 1e-4}
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, dataset, _trained):
-    root = tmp_path_factory.mktemp("inputs")
-    DATASET.save(dataset, root / "data.json")
-    TORCH_MODEL.save(ModelArtifact(MODEL, _trained), root / "model.pt")
-    return {"model": root / "model.pt", "data": root / "data.json"}
 
 
 @pytest.fixture(scope="module")
