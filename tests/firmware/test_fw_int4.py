@@ -24,7 +24,7 @@ def _measure(graph, directory, target):
     images = np.random.default_rng(1).integers(-128, 128, size=(2, *graph.input_tensor.shape)).astype(np.int8)
     out = qemu.run_images(directory / "fw" / "firmware.elf", images, graph.output_tensor.size, len(generated.steps))
     np.testing.assert_array_equal(out.logits, run_golden(graph, images).reshape(len(images), -1))
-    instructions = int(out.ticks.reshape(-1)[0]) * target.instructions_per_tick / len(images)
+    instructions = int(out.ticks.reshape(-1)[0]) * target.instructions_per_tick  # the first image's one step
     return report, instructions / generated.macs
 
 
