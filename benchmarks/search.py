@@ -1,12 +1,15 @@
 """The "fits my MCU" search against its baselines, through the real CLI.
 
     python benchmarks/search.py --out benchmarks/results/search.json [--trials 40] [--seeds 0 1 2]
+        [--samplers nsga2 tpe random]
         [--set data.max_train=4000 --set stage.train.epochs=2]   # a reduced size, same overrides everywhere
 
-For each search seed, `malak-run -m +experiment=fits_mcu_fmnist` with the NSGA-II sampler and
-with random search, the same trial budget, 2 joblib workers, one shared cache. Reported:
+For each search seed, `malak-run -m +experiment=fits_mcu_fmnist` with each sampler of
+`--samplers` (NSGA-II, TPE) and with random search, the same trial budget, 2 joblib workers, one
+shared cache. `--merge` joins the reports of runs made separately (per seed or per sampler)
+into one. Reported:
 - the hypervolume of each search's feasible val front (val top-1 on target up, flash and
-  instructions down, scaled by fixed bounds), and whether NSGA-II beat random on each seed;
+  instructions down, scaled by fixed bounds), and whether each sampler beat random on each seed;
 - the pick's val and test top-1 on target, flash, RAM and instructions;
 - the hand-chosen baseline: the widest uniformly width-scaled SimpleCNN (static PTQ, no
   pruning) whose firmware fits, run through the same experiment without the sweeper;
@@ -95,31 +98,57 @@ def hand_chosen(work: Path, extra: list[str]) -> dict[str, Any]:
     return {"chosen": None, "tried": tried}
 
 
+def beats_random(searches: list[dict[str, Any]]) -> dict[str, dict[str, bool]]:
+    """Per sampler and seed: did its front's hypervolume beat random search's?"""
+    hv = {(r["sampler"], r["seed"]): r["hypervolume"] for r in searches}
+    return {
+        sampler: {str(seed): hv[sampler, seed] > hv["random", seed] for (name, seed) in hv if name == sampler
+                  and ("random", seed) in hv}
+        for sampler in sorted({name for name, _ in hv} - {"random"})
+    }
+
+
+def merged(paths: list[Path]) -> dict[str, Any]:
+    """One report of several runs' reports (the same experiment, trial budget and overrides)."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    shape = {(r["experiment"], r["trials_per_search"], tuple(r["overrides"])) for r in reports}
+    if len(shape) != 1:
+        raise SystemExit(f"--merge: the reports differ in experiment, trial budget or overrides: {shape}")
+    searches = [s for r in reports for s in r["searches"]]
+    first = {k: v for k, v in reports[0].items() if k != "nsga2_beats_random"}  # the older reports' key
+    return {**first, "searches": searches, "beats_random": beats_random(searches),
+            "merged_from": [p.name for p in paths], "machine_load_1min": [r["machine_load_1min"] for r in reports]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--samplers", nargs="+", default=["nsga2", "random"], choices=["nsga2", "tpe", "random"])
     ap.add_argument("--work", type=Path, default=None, help="keep runs here (default: a temporary directory)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override of every run")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None, help="join these reports into --out, run nothing")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="malak-search-") as tmp:
-        work = (args.work or Path(tmp)).resolve()
-        work.mkdir(parents=True, exist_ok=True)
-        baseline = hand_chosen(work, args.set)
-        searches = [search(work, sampler, seed, args.trials, args.set) for seed in args.seeds
-                    for sampler in ("nsga2", "random")]
-    by_seed = {s: {r["sampler"]: r["hypervolume"] for r in searches if r["seed"] == s} for s in args.seeds}
-    report = {
-        "experiment": EXPERIMENT,
-        "trials_per_search": args.trials,
-        "overrides": args.set,
-        "hypervolume_bounds": BOUNDS,
-        "hand_chosen_uniform_width": baseline,
-        "searches": searches,
-        "nsga2_beats_random": {str(s): v["nsga2"] > v["random"] for s, v in by_seed.items()},
-        "machine_load_1min": os.getloadavg()[0],
-    }
+    if args.merge:
+        report = merged(args.merge)
+    else:
+        with tempfile.TemporaryDirectory(prefix="malak-search-") as tmp:
+            work = (args.work or Path(tmp)).resolve()
+            work.mkdir(parents=True, exist_ok=True)
+            baseline = hand_chosen(work, args.set)
+            searches = [search(work, sampler, seed, args.trials, args.set) for seed in args.seeds
+                        for sampler in args.samplers]
+        report = {
+            "experiment": EXPERIMENT,
+            "trials_per_search": args.trials,
+            "overrides": args.set,
+            "hypervolume_bounds": BOUNDS,
+            "hand_chosen_uniform_width": baseline,
+            "searches": searches,
+            "beats_random": beats_random(searches),
+            "machine_load_1min": os.getloadavg()[0],
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -45,7 +45,7 @@ class SearchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sampler: studies.SamplerName = "nsga2"
+    sampler: studies.SamplerName = "tpe"
     seed: int = 0
     n_trials: PositiveInt = 20
     population_size: PositiveInt | None = None
