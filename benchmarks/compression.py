@@ -19,7 +19,9 @@ and the targets:
 
 Figures follow the stages' definitions (docs/CONTRACTS.md): int8 ``size_bytes`` and
 ``compression_vs_input`` compare artifact files, float ones ``torch.save`` of the state.
-``--cache-dir`` reuses a cache (nodes already computed are read back, marked cached).
+``--cache-dir`` reuses a cache (nodes already computed are read back, marked cached); every
+``seconds`` is the node's compute time, also when read back, and ``compute_seconds`` their sum
+over the jobs (``seconds`` at the top is this invocation's wall time).
 """
 
 from __future__ import annotations
@@ -66,10 +68,17 @@ TARGETS = {
 }
 
 
-def figures(node: dict[str, Any]) -> dict[str, Any]:
-    """A node's metrics without the long curves, with its status and run time (``seconds``)."""
-    kept = {name: value for name, value in node["metrics"].items() if name not in CURVES}
-    return {**kept, "status": node["status"], "seconds": node["duration_s"]}
+def compute_seconds(job: Path, name: str) -> float:
+    """How long node ``name`` took to compute, also when this run read it from the cache."""
+    record = node_record(job, name)
+    computed = record.get("computed_duration_s")
+    return record["duration_s"] if computed is None else computed
+
+
+def figures(job: Path, name: str, node: dict[str, Any]) -> dict[str, Any]:
+    """A node's metrics without the long curves, with its status and compute time (``seconds``)."""
+    kept = {key: value for key, value in node["metrics"].items() if key not in CURVES}
+    return {**kept, "status": node["status"], "seconds": compute_seconds(job, name)}
 
 
 def latencies(job: Path, results: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -93,7 +102,7 @@ def distill_figures(job: Path, results: dict[str, dict[str, Any]], latency: dict
     chosen = max(candidates, key=lambda name: results[name]["metrics"]["val_top1"])
     scratch, metrics = results[SCRATCH], results[chosen]["metrics"]
     return {
-        **figures(results[chosen]),
+        **figures(job, chosen, results[chosen]),
         "node": chosen,
         "latency_ms_batch1": latency.get(chosen),
         "student_width_mult": configs[chosen]["student"]["width_mult"],
@@ -107,7 +116,7 @@ def distill_figures(job: Path, results: dict[str, dict[str, Any]], latency: dict
         "scratch_test_top1": scratch["metrics"]["test_top1"],
         "gain_over_scratch_pp": (metrics["test_top1"] - scratch["metrics"]["test_top1"]) * 100.0,
         "val_gain_over_scratch_pp": (metrics["val_top1"] - scratch["metrics"]["val_top1"]) * 100.0,
-        "scratch_seconds": scratch["duration_s"],
+        "scratch_seconds": compute_seconds(job, SCRATCH),
     }
 
 
@@ -117,7 +126,7 @@ def job_figures(job: Path) -> dict[str, Any]:
     latency = latencies(job, results)
     run: dict[str, Any] = {}
     for group, node in TECHNIQUES.items():
-        run[group] = figures(results[node])
+        run[group] = figures(job, node, results[node])
         run[group].setdefault("latency_ms_batch1", latency.get(node))
     run["prune_magnitude"]["test_top1_before_finetune"] = results[ONE_SHOT]["metrics"]["test_top1"]
     structured = run["prune_structured"]
@@ -183,6 +192,12 @@ def main(argv: list[str] | None = None) -> None:
             "dataset": dataset_figures(jobs[0]),
             "environment": node_record(jobs[0], "train")["environment"],
             "seconds": time.perf_counter() - started,
+            "compute_seconds": sum(
+                compute_seconds(job, name)
+                for job in jobs
+                for name, node in nodes(job).items()
+                if node["status"] in ("ok", "cached")
+            ),
             "runs": runs,
             "summary": summary,
             "targets": check_targets(summary),
